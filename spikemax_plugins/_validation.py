@@ -28,13 +28,9 @@ def check_spikes(spikes: object, name: str = "spikes") -> Tensor:
     if not isinstance(spikes, Tensor):
         raise TypeError(f"{name} must be a torch.Tensor [T, B, N], got {type(spikes).__name__}")
     if not spikes.is_floating_point():
-        raise TypeError(
-            f"{name} must be a floating-point tensor (binary or graded spikes), got dtype {spikes.dtype}"
-        )
+        raise TypeError(f"{name} must be a floating-point tensor (binary or graded spikes), got dtype {spikes.dtype}")
     if spikes.dim() != 3:
-        raise ValueError(
-            f"{name} must be [T, B, N] (time, batch, output neurons), got shape {tuple(spikes.shape)}"
-        )
+        raise ValueError(f"{name} must be [T, B, N] (time, batch, output neurons), got shape {tuple(spikes.shape)}")
     num_steps, batch_size, num_outputs = spikes.shape
     if num_steps == 0:
         raise ValueError(f"{name} must have at least one time step, got T = 0 (shape {tuple(spikes.shape)})")
@@ -138,13 +134,14 @@ def check_values(spikes: Tensor, target: Tensor | None, num_classes: int) -> Non
     # isfinite on the counts catches NaN and inf spikes from the small [B, N] tensor; the minimum needs the
     # full tensor because a negative spike can hide in a positive count.
     with torch.no_grad():
+        # Finiteness first: a NaN spike also fails the minimum check, and "finite" is the message that helps.
         flags: list[Tensor] = [
-            spikes.amin() >= 0,
             torch.isfinite(spikes.sum(0, dtype=accumulation_dtype(spikes.dtype))).all(),
+            spikes.amin() >= 0,
         ]
         messages: list[Callable[[], str]] = [
-            lambda: f"spikes must be >= 0 (spike counts), got a minimum of {spikes.amin().item()}",
             lambda: "spikes must be finite, got NaN or inf values",
+            lambda: f"spikes must be >= 0 (spike counts), got a minimum of {spikes.amin().item()}",
         ]
         if target is not None and target.is_floating_point():
             flags += [
@@ -152,18 +149,21 @@ def check_values(spikes: Tensor, target: Tensor | None, num_classes: int) -> Non
                 ((target.sum(-1, dtype=torch.float64) - 1).abs() <= _SOFT_TARGET_ATOL).all(),
             ]
             messages += [
-                lambda: "soft target probabilities must be finite and >= 0, got a minimum of "
-                f"{target.amin().item()}",
-                lambda: "soft target rows must sum to 1, got row sums in "
-                f"[{target.sum(-1).amin().item()}, {target.sum(-1).amax().item()}]",
+                lambda: f"soft target probabilities must be finite and >= 0, got a minimum of {target.amin().item()}",
+                lambda: (
+                    "soft target rows must sum to 1, got row sums in "
+                    f"[{target.sum(-1).amin().item()}, {target.sum(-1).amax().item()}]"
+                ),
             ]
         elif target is not None:
             flags.append(((target >= 0) & (target < num_classes)).all())
             messages.append(
-                lambda: f"target class indices must be in [0, {num_classes - 1}], got values in "
-                f"[{target.amin().item()}, {target.amax().item()}]"
+                lambda: (
+                    f"target class indices must be in [0, {num_classes - 1}], got values in "
+                    f"[{target.amin().item()}, {target.amax().item()}]"
+                )
             )
         passed = torch.stack(flags).tolist()
-    for ok, message in zip(passed, messages):
+    for ok, message in zip(passed, messages, strict=True):
         if not ok:
             raise ValueError(message())

@@ -146,7 +146,7 @@ def synaptic_operations(layer_spikes: Sequence[Tensor], fan_out: Sequence[int | 
         raise ValueError(f"fan_out must have one entry per layer ({len(layer_spikes)}), got {len(fan_out)}")
     reference_shape = None
     total = None
-    for index, (spikes, layer_fan_out) in enumerate(zip(layer_spikes, fan_out)):
+    for index, (spikes, layer_fan_out) in enumerate(zip(layer_spikes, fan_out, strict=True)):
         name = f"layer_spikes[{index}]"
         if not isinstance(spikes, Tensor) or not spikes.is_floating_point() or spikes.dim() < 3:
             shape = tuple(spikes.shape) if isinstance(spikes, Tensor) else type(spikes).__name__

@@ -121,4 +121,3 @@ class MSECountLoss(_WeightedLoss):
 
     def forward(self, spikes: Tensor, target: Tensor) -> Tensor:
         return F.mse_count(spikes, target, weight=self.weight, **self.options)
-
