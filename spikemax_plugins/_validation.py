@@ -129,14 +129,17 @@ def check_weight(weight: object, num_classes: int, spikes: Tensor) -> Tensor | N
     return weight
 
 
-def check_values(spikes: Tensor, target: Tensor | None, num_classes: int) -> None:
-    """Value checks with one host synchronisation: spikes finite and >= 0, target valid."""
-    # isfinite on the counts catches NaN and inf spikes from the small [B, N] tensor; the minimum needs the
-    # full tensor because a negative spike can hide in a positive count.
+def check_values(spikes: Tensor, counts: Tensor, target: Tensor | None, num_classes: int) -> None:
+    """Value checks with one host synchronisation: spikes finite and >= 0, target valid.
+
+    ``counts`` are the (window, running or total) counts the caller computed from ``spikes`` anyway: a NaN or
+    inf spike propagates into them, so finiteness is read from that smaller tensor. The minimum needs the full
+    tensor because a negative spike can hide in a positive count.
+    """
     with torch.no_grad():
         # Finiteness first: a NaN spike also fails the minimum check, and "finite" is the message that helps.
         flags: list[Tensor] = [
-            torch.isfinite(spikes.sum(0, dtype=accumulation_dtype(spikes.dtype))).all(),
+            torch.isfinite(counts).all(),
             spikes.amin() >= 0,
         ]
         messages: list[Callable[[], str]] = [

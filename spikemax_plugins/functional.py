@@ -144,9 +144,9 @@ def _spikemax(
     else:
         check.check_int(window, "window", minimum=1, maximum=num_steps)
     check.check_int(stride, "stride", minimum=1)
-    check.check_values(spikes, target, num_classes)
 
     counts = window_counts(spikes, num_classes, window, stride)  # [S, B, C]
+    check.check_values(spikes, counts, target, num_classes)
     probabilities = _target_probabilities(target, num_classes, label_smoothing, counts.dtype)
     target_mass = probabilities if weight is None else probabilities * weight.to(counts.dtype)
     per_window = _CountCrossEntropy.apply(counts, target_mass, mode == "probability", temperature, smoothing)
@@ -306,9 +306,9 @@ def mse_count(
     check.check_choice(reduction, "reduction", check._REDUCTIONS)
     true_rate = check.check_real(true_rate, "true_rate", minimum=0.0)
     false_rate = check.check_real(false_rate, "false_rate", minimum=0.0)
-    check.check_values(spikes, target, num_classes)
 
     counts = total_counts(spikes, num_classes)
+    check.check_values(spikes, counts, target, num_classes)
     probabilities = _target_probabilities(target, num_classes, 0.0, counts.dtype)
     neurons_per_class = num_outputs // num_classes
     target_counts = (false_rate + (true_rate - false_rate) * probabilities) * (num_steps * neurons_per_class)

@@ -26,17 +26,17 @@ __all__ = [
 NO_DECISION = -1
 
 
-def _checked_classes(spikes: Tensor, num_classes: int | None) -> int:
+def _validated_counts(
+    spikes: Tensor, num_classes: int | None, target: Tensor | None = None, *, running: bool = False
+) -> Tensor:
+    """Checks the arguments and returns the total counts [B, C] (or running counts [T, B, C])."""
     check.check_spikes(spikes)
     num_classes = check.resolve_num_classes(spikes.shape[-1], num_classes)
-    check.check_values(spikes, None, num_classes)
-    return num_classes
-
-
-def _checked_target(target: Tensor, spikes: Tensor, num_classes: int) -> Tensor:
-    check.check_target(target, spikes, num_classes, allow_soft=False)
-    check.check_values(spikes, target, num_classes)
-    return target.long()
+    if target is not None:
+        check.check_target(target, spikes, num_classes, allow_soft=False)
+    counts = running_counts(spikes, num_classes) if running else total_counts(spikes, num_classes)
+    check.check_values(spikes, counts, target, num_classes)
+    return counts
 
 
 def _argmax_or_no_decision(counts: Tensor) -> Tensor:
@@ -53,8 +53,7 @@ def spike_counts(spikes: Tensor, num_classes: int | None = None) -> Tensor:
         - spikes: ``(T, B, N)`` with ``N = C`` or ``N = k * C``
         - output: ``(B, C)``, float32 for half-precision spikes, else the spikes' dtype
     """
-    num_classes = _checked_classes(spikes, num_classes)
-    return total_counts(spikes, num_classes)
+    return _validated_counts(spikes, num_classes)
 
 
 @torch.no_grad()
@@ -65,8 +64,7 @@ def predict(spikes: Tensor, num_classes: int | None = None) -> Tensor:
         - spikes: ``(T, B, N)``
         - output: ``(B)`` int64
     """
-    num_classes = _checked_classes(spikes, num_classes)
-    return _argmax_or_no_decision(total_counts(spikes, num_classes))
+    return _argmax_or_no_decision(_validated_counts(spikes, num_classes))
 
 
 @torch.no_grad()
@@ -78,9 +76,7 @@ def accuracy(spikes: Tensor, target: Tensor, num_classes: int | None = None) -> 
         - target: ``(B)`` integer class indices
         - output: scalar float32
     """
-    num_classes = check.resolve_num_classes(check.check_spikes(spikes).shape[-1], num_classes)
-    target = _checked_target(target, spikes, num_classes)
-    prediction = _argmax_or_no_decision(total_counts(spikes, num_classes))
+    prediction = _argmax_or_no_decision(_validated_counts(spikes, num_classes, target))
     return (prediction == target).float().mean()
 
 
@@ -95,9 +91,7 @@ def accuracy_over_time(spikes: Tensor, target: Tensor, num_classes: int | None =
         - target: ``(B)`` integer class indices
         - output: ``(T)`` float32
     """
-    num_classes = check.resolve_num_classes(check.check_spikes(spikes).shape[-1], num_classes)
-    target = _checked_target(target, spikes, num_classes)
-    predictions = _argmax_or_no_decision(running_counts(spikes, num_classes))  # [T, B]
+    predictions = _argmax_or_no_decision(_validated_counts(spikes, num_classes, target, running=True))  # [T, B]
     return (predictions == target).float().mean(-1)
 
 
@@ -112,8 +106,7 @@ def time_to_decision(spikes: Tensor, num_classes: int | None = None) -> Tensor:
         - spikes: ``(T, B, N)``
         - output: ``(B)`` int64
     """
-    num_classes = _checked_classes(spikes, num_classes)
-    predictions = _argmax_or_no_decision(running_counts(spikes, num_classes))  # [T, B]
+    predictions = _argmax_or_no_decision(_validated_counts(spikes, num_classes, running=True))  # [T, B]
     final = predictions[-1]
     differs = predictions != final
     num_steps = predictions.shape[0]
