@@ -1,0 +1,1 @@
+"""spikemax-bench: the reproduction CLI (datasets, models, training runs and the report)."""
