@@ -24,25 +24,56 @@ from ._counts import total_counts, window_counts
 __all__ = ["spikemax_g", "spikemax_s", "mse_count"]
 
 
-class _CountCrossEntropy(torch.autograd.Function):
-    """Per-window cross-entropy of count logits, with the gradient written in closed form.
+def _count_cross_entropy(
+    counts: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    *,
+    mode: str,
+    temperature: float,
+    smoothing: float,
+    label_smoothing: float,
+) -> Tensor:
+    """Cross-entropy of count logits per window: counts ``[S, B, C]``, target ``[B]`` or ``[B, C]`` -> ``[S, B]``."""
+    num_windows, batch_size, num_classes = counts.shape
+    if mode == "probability" and smoothing == 0:
+        probabilities = _target_probabilities(target, num_classes, label_smoothing, counts.dtype)
+        target_mass = probabilities if weight is None else probabilities * weight.to(counts.dtype)
+        return _ExactCountCrossEntropy.apply(counts, target_mass, temperature)
+    # Every logit is finite here: torch's fused cross_entropy is exact, cheapest, and defines the semantics of
+    # weight, label_smoothing and soft targets that we promise.
+    logits = (counts + smoothing).log() if mode == "probability" else counts
+    if temperature != 1.0:
+        logits = logits / temperature
+    if target.is_floating_point():
+        target = target.to(counts.dtype)
+    else:
+        target = target.long()
+    repeated_target = target.expand(num_windows, *target.shape).reshape(num_windows * batch_size, *target.shape[1:])
+    per_window = torch.nn.functional.cross_entropy(
+        logits.reshape(num_windows * batch_size, num_classes),
+        repeated_target,
+        weight=None if weight is None else weight.to(counts.dtype),
+        reduction="none",
+        label_smoothing=label_smoothing,
+    )
+    return per_window.view(num_windows, batch_size)
 
-    Autograd through ``log(c)`` would give ``0 / 0 = NaN`` for a silent class when ``smoothing = 0``, although
-    the true derivative is finite (``1 / sum_j c_j`` at temperature 1). The closed form
-    ``dL/dc_i = (sum(a) * p_i - a_i) / (temperature * (c_i + smoothing))`` is evaluated without that 0 / 0.
 
-    Shapes: counts ``[S, B, C]``, target_mass ``[B, C]`` (target probabilities times class weights),
-    output ``[S, B]``.
+class _ExactCountCrossEntropy(torch.autograd.Function):
+    """Probability mode with smoothing 0, where silent classes make logits of -inf.
+
+    Autograd through ``log(c)`` would give ``0 / 0 = NaN`` for a silent class, although the true derivative is
+    finite (``1 / sum_j c_j`` at temperature 1). The closed form
+    ``dL/dc_i = (sum(a) * p_i - a_i) / (temperature * c_i)`` is evaluated without that 0 / 0, and a silent
+    class that carries target mass gives a loss of +inf, never NaN.
+
+    Shapes: counts ``[S, B, C]``, target_mass ``[B, C]``, output ``[S, B]``.
     """
 
     @staticmethod
-    def forward(ctx, counts, target_mass, probability_mode, temperature, smoothing):  # type: ignore[override]
-        if probability_mode:
-            shifted = counts + smoothing
-            logits = shifted.log() / temperature
-        else:
-            shifted = counts
-            logits = counts / temperature
+    def forward(ctx, counts, target_mass, temperature):  # type: ignore[override]
+        logits = counts.log() / temperature
         log_normaliser = torch.logsumexp(logits, dim=-1, keepdim=True)
         mass = target_mass.sum(-1, keepdim=True)
         has_target = target_mass > 0
@@ -52,34 +83,29 @@ class _CountCrossEntropy(torch.autograd.Function):
         # A silent class that carries target mass (only possible with smoothing = 0) has p = 0: the loss is +inf.
         silent_target = (has_target & torch.isneginf(logits)).any(-1)
         loss = torch.where(silent_target, torch.inf, normaliser_term - target_term)
-        ctx.save_for_backward(shifted, logits, log_normaliser, target_mass)
-        ctx.probability_mode = probability_mode
+        ctx.save_for_backward(counts, log_normaliser, target_mass)
         ctx.temperature = temperature
         return loss
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_loss):  # type: ignore[override]
-        shifted, logits, log_normaliser, target_mass = ctx.saved_tensors
+        counts, log_normaliser, target_mass = ctx.saved_tensors
         temperature = ctx.temperature
         mass = target_mass.sum(-1, keepdim=True)
         has_target = target_mass > 0
-        if ctx.probability_mode:
-            # p_i / x_i = x_i^(1/T - 1) / sum_j x_j^(1/T), computed in the log domain; xlogy makes 0 * log 0 = 0,
-            # so at temperature 1 a silent class gets the finite 1 / sum_j x_j.
-            probability_over_count = torch.exp(torch.xlogy(1.0 / temperature - 1.0, shifted) - log_normaliser)
-            mass_over_count = torch.where(has_target, target_mass / shifted, 0)
-            gradient = (torch.where(mass > 0, mass * probability_over_count, 0) - mass_over_count) / temperature
-            # Every class silent (smoothing = 0): p is 0 / 0. Push the target classes up, leave the others.
-            all_silent = torch.isneginf(log_normaliser)
-            gradient = torch.where(all_silent, torch.where(has_target, -torch.inf, 0.0), gradient)
-        else:
-            probability = torch.exp(logits - log_normaliser)
-            gradient = (mass * probability - target_mass) / temperature
+        # p_i / c_i = c_i^(1/T - 1) / sum_j c_j^(1/T), computed in the log domain; xlogy makes 0 * log 0 = 0,
+        # so at temperature 1 a silent class gets the finite 1 / sum_j c_j.
+        probability_over_count = torch.exp(torch.xlogy(1.0 / temperature - 1.0, counts) - log_normaliser)
+        mass_over_count = torch.where(has_target, target_mass / counts, 0)
+        gradient = (torch.where(mass > 0, mass * probability_over_count, 0) - mass_over_count) / temperature
+        # Every class silent: p is 0 / 0. Push the target classes up, leave the others.
+        all_silent = torch.isneginf(log_normaliser)
+        gradient = torch.where(all_silent, torch.where(has_target, -torch.inf, 0.0), gradient)
         gradient = grad_loss.unsqueeze(-1) * gradient
         # A window whose loss is not used (zero upstream gradient) contributes exactly 0, never 0 * inf.
         gradient = torch.where(grad_loss.unsqueeze(-1) == 0, 0, gradient)
-        return gradient, None, None, None, None
+        return gradient, None, None
 
 
 def _target_probabilities(target: Tensor, num_classes: int, label_smoothing: float, dtype: torch.dtype) -> Tensor:
@@ -147,10 +173,16 @@ def _spikemax(
 
     counts = window_counts(spikes, num_classes, window, stride)  # [S, B, C]
     check.check_values(spikes, counts, target, num_classes)
-    probabilities = _target_probabilities(target, num_classes, label_smoothing, counts.dtype)
-    target_mass = probabilities if weight is None else probabilities * weight.to(counts.dtype)
-    per_window = _CountCrossEntropy.apply(counts, target_mass, mode == "probability", temperature, smoothing)
-    per_sample = per_window.mean(0)
+    per_window = _count_cross_entropy(
+        counts,
+        target,
+        weight,
+        mode=mode,
+        temperature=temperature,
+        smoothing=smoothing,
+        label_smoothing=label_smoothing,
+    )
+    per_sample = per_window[0] if per_window.shape[0] == 1 else per_window.mean(0)
     # torch's cross_entropy divides a weighted mean by sum_b weight[target_b] for class indices but by B for
     # probability targets; we follow it exactly.
     denominator = None

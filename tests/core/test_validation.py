@@ -57,7 +57,9 @@ BAD_INPUTS = [
         ["soft target", ">= 0", "-0.5"],
         id="soft-negative",
     ),
-    pytest.param(_with(spikes=SPIKES - 0.5), ValueError, ["spikes", ">= 0", "-0.5"], id="negative-spikes"),
+    pytest.param(
+        _with(spikes=SPIKES - 0.5), ValueError, ["spikes must be >= 0", "got a spike count of -"], id="negative-spikes"
+    ),
     pytest.param(_with(spikes=SPIKES + math.nan), ValueError, ["spikes", "finite", "NaN"], id="nan-spikes"),
     pytest.param(_with(spikes=SPIKES + math.inf), ValueError, ["spikes", "finite", "inf"], id="inf-spikes"),
     pytest.param(_with(weight=torch.ones(3)), ValueError, ["weight", "[C] = [4]", "(3,)"], id="weight-length"),
@@ -136,3 +138,13 @@ def test_metrics_validate_too():
         smx.synaptic_operations([SPIKES, torch.zeros(5, 3, 2)], [3, 1])
     with pytest.raises(TypeError, match=r"sequence of \[T, B, \.\.\.\] tensors"):
         smx.synaptic_operations(SPIKES, [3])
+
+
+def test_negative_spikes_are_read_from_the_counts_the_loss_uses():
+    """The check reads the counts the loss depends on: window counts see a negative spike that the total hides."""
+    spikes = torch.zeros(6, 3, 4)
+    spikes[0, :, 0] = 2.0
+    spikes[3, :, 0] = -1.0  # class 0's total count is 1, its window [3, 3] count is -1
+    assert torch.isfinite(smx.spikemax_g(spikes, TARGET))
+    with pytest.raises(ValueError, match=r"spikes must be >= 0 \(spike counts\), got a spike count of -1.0"):
+        smx.spikemax_s(spikes, TARGET, window=1)
