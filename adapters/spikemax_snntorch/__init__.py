@@ -1,0 +1,156 @@
+"""SpikeMax for snnTorch: ``import spikemax_snntorch`` adds the losses and metrics to ``snntorch.functional``.
+
+After the import, ``SF.spikemax_g_loss`` and ``SF.spikemax_s_loss`` work like snnTorch's own losses (build one,
+then call it as ``loss_fn(spk_out, targets)``), and ``SF.accuracy_over_time`` / ``SF.time_to_decision`` like
+``SF.accuracy_rate``. All maths is :mod:`spikemax_plugins`; this module only translates snnTorch's conventions
+(``population_code`` / ``num_classes=False``, the weight's device) and registers the names. It never replaces a
+name snnTorch defines itself.
+
+``snntorch.backprop.BPTT`` (and ``TBPTT``, ``RTRL``) accept only criteria whose ``__name__`` is in a private
+table of snnTorch's built-in losses, so they cannot run these losses (in snnTorch 0.9.4 and 1.0.0 they fail with
+``UnboundLocalError: ... 'loss_spk'``, as their own name check never fires). Write the training loop instead::
+
+    import snntorch.functional as SF
+    import snntorch.utils
+    import spikemax_snntorch  # noqa: F401  (registers SF.spikemax_g_loss)
+
+    loss_fn = SF.spikemax_g_loss()
+    for inputs, targets in batches:  # inputs [T, B, ...], targets [B]
+        snntorch.utils.reset(net)
+        spk_out = torch.stack([net(step)[0] for step in inputs])  # [T, B, C]
+        loss = loss_fn(spk_out, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+try:
+    import snntorch.functional as snntorch_functional
+    from snntorch.functional.loss import LossFunctions
+except ModuleNotFoundError as error:
+    if (error.name or "").partition(".")[0] != "snntorch":  # a missing dependency of snnTorch: report that one
+        raise
+    raise ImportError(
+        'spikemax_snntorch needs snnTorch, which is not installed: pip install "spikemax-plugins[snntorch]"',
+        name="snntorch",
+    ) from error
+
+from torch import Tensor
+
+from spikemax_plugins import _registration, functional, metrics
+
+__all__ = ["spikemax_g_loss", "spikemax_s_loss", "accuracy_over_time", "time_to_decision", "register", "unregister"]
+
+
+def _core_num_classes(population_code: bool, num_classes: int | bool) -> int | None:
+    """snnTorch's (population_code, num_classes=False) pair -> the core's num_classes (None: one neuron a class)."""
+    if not population_code:
+        return None  # snnTorch ignores num_classes without a population code; so do we
+    if not num_classes:
+        raise ValueError(
+            "population_code=True needs num_classes, the number of classes C that the output neurons are "
+            f"grouped into; got num_classes={num_classes!r}"
+        )
+    return num_classes
+
+
+class spikemax_g_loss(LossFunctions):  # noqa: N801  (snnTorch names its loss classes in lowercase)
+    """Global SpikeMax loss, snnTorch style; see :func:`spikemax_plugins.functional.spikemax_g`.
+
+    ``loss_fn = SF.spikemax_g_loss()`` (200 outputs for 10 classes: ``SF.spikemax_g_loss(True, 10)``), then
+    ``loss = loss_fn(spk_out, targets)``. ``weight``, ``reduction`` and ``label_smoothing`` follow
+    :func:`torch.nn.functional.cross_entropy` (a weighted mean divides by the summed weights).
+
+    Shape:
+        - spk_out: ``(num_steps, batch, num_outputs)``; ``num_outputs = k * num_classes`` with population code
+        - targets: ``(batch)`` class indices, or ``(batch, num_classes)`` probabilities
+        - output: scalar, or ``(batch)`` with ``reduction="none"``
+    """
+
+    _core_loss = staticmethod(functional.spikemax_g)
+
+    def __init__(
+        self,
+        population_code: bool = False,
+        num_classes: int | bool = False,
+        reduction: str = "mean",
+        weight: Tensor | None = None,
+        mode: str = "probability",
+        temperature: float = 1.0,
+        smoothing: float = 1.0,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__(reduction=reduction, weight=weight)
+        _core_num_classes(population_code, num_classes)  # fail when built, not at the first batch
+        self.population_code = population_code
+        self.num_classes = num_classes
+        self.options = dict(mode=mode, temperature=temperature, smoothing=smoothing, label_smoothing=label_smoothing)
+        self.__name__ = "spikemax_g_loss"  # snnTorch's losses carry their name on the instance
+
+    # LossFunctions.__call__ would re-reduce with snnTorch's weighted mean; the core already reduces as torch does.
+    def __call__(self, spk_out: Tensor, targets: Tensor) -> Tensor:
+        weight = None if self.weight is None else self.weight.to(spk_out.device)
+        num_classes = _core_num_classes(self.population_code, self.num_classes)
+        return self._core_loss(
+            spk_out, targets, weight=weight, reduction=self.reduction, num_classes=num_classes, **self.options
+        )
+
+
+class spikemax_s_loss(spikemax_g_loss):  # noqa: N801
+    """Sliding-window SpikeMax loss, snnTorch style; see :func:`spikemax_plugins.functional.spikemax_s`.
+
+    ``SF.spikemax_s_loss(window=10)``: ``1 <= window <= num_steps``; the other arguments, their order after
+    ``window`` and ``stride``, and the shapes are those of :class:`spikemax_g_loss`.
+    """
+
+    _core_loss = staticmethod(functional.spikemax_s)
+
+    def __init__(self, window: int, stride: int = 1, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.options.update(window=window, stride=stride)
+        self.__name__ = "spikemax_s_loss"
+
+
+def accuracy_over_time(
+    spk_out: Tensor, targets: Tensor, population_code: bool = False, num_classes: int | bool = False
+) -> Tensor:
+    """:func:`spikemax_plugins.metrics.accuracy_over_time`, called like ``SF.accuracy_rate``.
+
+    Unlike ``SF.accuracy_rate``, a tie for the most spikes (all-silent output included) counts as wrong.
+
+    Shape:
+        - spk_out: ``(num_steps, batch, num_outputs)``
+        - targets: ``(batch)`` class indices
+        - output: ``(num_steps)`` float32 tensor
+    """
+    return metrics.accuracy_over_time(spk_out, targets, _core_num_classes(population_code, num_classes))
+
+
+def time_to_decision(spk_out: Tensor, population_code: bool = False, num_classes: int | bool = False) -> Tensor:
+    """:func:`spikemax_plugins.metrics.time_to_decision` (``-1``: no decision), called like ``SF.accuracy_rate``.
+
+    Shape:
+        - spk_out: ``(num_steps, batch, num_outputs)``
+        - output: ``(batch)`` int64 tensor
+    """
+    return metrics.time_to_decision(spk_out, _core_num_classes(population_code, num_classes))
+
+
+_REGISTERED = {snntorch_functional: (spikemax_g_loss, spikemax_s_loss, accuracy_over_time, time_to_decision)}
+
+
+def register() -> list[str]:
+    """Add the names to ``snntorch.functional``; returns those that were missing. Never overwrites snnTorch's."""
+    return _registration.register(_REGISTERED, __name__)
+
+
+def unregister() -> list[str]:
+    """Remove from ``snntorch.functional`` the names this adapter added; returns those removed."""
+    return _registration.unregister(_REGISTERED, __name__)
+
+
+register()

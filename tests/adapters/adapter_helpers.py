@@ -1,0 +1,242 @@
+"""Shared by the snnTorch and Norse adapter tests; imports neither host.
+
+- :func:`loss_cases`: random spikes, targets and core loss options (every option of spikemax_g / spikemax_s).
+- :func:`separable_spikes`: a synthetic task a small SNN learns in a few dozen steps.
+- :func:`train_and_evaluate`: the plain training loop both adapters are tested with.
+- ``assert_*``: the registration and import checks every adapter must pass.
+"""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import ModuleType
+
+import pytest
+import torch
+from hypothesis import strategies as st
+from torch import Tensor, nn
+
+from spikemax_plugins import metrics
+
+NUM_CLASSES = 4
+NUM_INPUTS = 20
+NUM_STEPS = 20
+
+
+@st.composite
+def loss_cases(draw, *, sliding: bool) -> tuple[Tensor, Tensor, dict]:
+    """(spikes [T, B, N], int target [B], core keyword options) covering every option of the SpikeMax losses."""
+    num_steps = draw(st.integers(1, 10))
+    batch_size = draw(st.integers(1, 5))
+    num_classes = draw(st.integers(2, 5))
+    neurons_per_class = draw(st.integers(1, 3))
+    generator = torch.Generator().manual_seed(draw(st.integers(0, 2**31 - 1)))
+    # The firing probability reaches 0, so silent outputs (and +inf losses with smoothing 0) are covered.
+    firing_probability = draw(st.sampled_from([0.0, 0.1, 0.5, 0.9]))
+    shape = (num_steps, batch_size, num_classes * neurons_per_class)
+    spikes = torch.bernoulli(torch.full(shape, firing_probability), generator=generator)
+    target = torch.randint(0, num_classes, (batch_size,), generator=generator)
+    weight = torch.rand(num_classes, generator=generator) + 0.1 if draw(st.booleans()) else None
+    # num_classes given with one neuron per class is legal too (a population of one).
+    population = neurons_per_class > 1 or draw(st.booleans())
+    options = {
+        "mode": draw(st.sampled_from(["probability", "softmax"])),
+        "temperature": draw(st.sampled_from([0.5, 1.0, 2.5])),
+        "smoothing": draw(st.sampled_from([0.0, 0.5, 1.0])),
+        "weight": weight,
+        "reduction": draw(st.sampled_from(["mean", "sum", "none"])),
+        "num_classes": num_classes if population else None,
+        "label_smoothing": draw(st.sampled_from([0.0, 0.1])),
+    }
+    if sliding:
+        options["window"] = draw(st.integers(1, num_steps))
+        options["stride"] = draw(st.integers(1, 3))
+    return spikes, target, options
+
+
+def assert_same(actual: Tensor, expected: Tensor) -> None:
+    """Bit-for-bit equality, +inf and NaN included: the adapters call the core, they compute nothing."""
+    torch.testing.assert_close(actual, expected, rtol=0, atol=0, equal_nan=True)
+
+
+def assert_same_loss_and_gradient(
+    adapter_loss: Callable[[Tensor], Tensor], core_loss: Callable[[Tensor], Tensor], spikes: Tensor
+) -> None:
+    """The adapter's loss of ``spikes`` and its gradient equal the core's; the gradient is not all zero."""
+    adapter_spikes, core_spikes = spikes.clone().requires_grad_(), spikes.clone().requires_grad_()
+    actual, expected = adapter_loss(adapter_spikes), core_loss(core_spikes)
+    actual.backward()
+    expected.backward()
+    assert_same(actual, expected)
+    assert_same(adapter_spikes.grad, core_spikes.grad)
+    assert adapter_spikes.grad.abs().sum() > 0
+
+
+@dataclass
+class SpikeTask:
+    train_inputs: Tensor  # [T, B_train, NUM_INPUTS]
+    train_targets: Tensor  # [B_train]
+    test_inputs: Tensor  # [T, B_test, NUM_INPUTS]
+    test_targets: Tensor  # [B_test]
+
+
+def _class_dependent_spikes(num_samples: int, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    targets = torch.randint(0, NUM_CLASSES, (num_samples,), generator=generator)
+    # Each class drives its own block of input channels at a high rate; every other channel fires rarely.
+    channels_per_class = NUM_INPUTS // NUM_CLASSES
+    preferred = torch.arange(NUM_INPUTS) // channels_per_class == targets.unsqueeze(-1)  # [B, NUM_INPUTS]
+    rates = torch.where(preferred, 0.5, 0.05)
+    return torch.bernoulli(rates.expand(NUM_STEPS, -1, -1), generator=generator), targets
+
+
+def separable_spikes(seed: int = 0, num_train: int = 128, num_test: int = 256) -> SpikeTask:
+    """Class-dependent Bernoulli spike trains over NUM_INPUTS channels, NUM_CLASSES classes, fixed seed."""
+    generator = torch.Generator().manual_seed(seed)
+    return SpikeTask(*_class_dependent_spikes(num_train, generator), *_class_dependent_spikes(num_test, generator))
+
+
+@contextmanager
+def one_intra_op_thread() -> Iterator[None]:
+    # These tensors are tiny: a second intra-op thread only adds waiting, and on a loaded 2-core machine it
+    # made the snnTorch training test 5x slower.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@dataclass
+class TrainingResult:
+    losses: list[float]
+    test_accuracy: float
+
+
+def train_and_evaluate(
+    build_model: Callable[[], nn.Module],
+    output_spikes: Callable[[nn.Module, Tensor], Tensor],
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    task: SpikeTask,
+    device: str,
+    *,
+    epochs: int = 8,
+    batch_size: int = 32,
+    learning_rate: float = 1e-2,
+) -> TrainingResult:
+    """Adam over mini-batches; ``output_spikes(model, inputs)`` runs the model, returning what ``loss_fn`` takes."""
+    with one_intra_op_thread():
+        torch.manual_seed(0)
+        model = build_model().to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+        inputs, targets = task.train_inputs.to(device), task.train_targets.to(device)
+        losses = []
+        for _ in range(epochs):
+            for start in range(0, targets.shape[0], batch_size):
+                batch = slice(start, start + batch_size)
+                loss = loss_fn(output_spikes(model, inputs[:, batch]), targets[batch])
+                optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.item())
+        with torch.no_grad():
+            test_output = output_spikes(model, task.test_inputs.to(device))
+    test_spikes = test_output[0] if isinstance(test_output, tuple) else test_output
+    accuracy = metrics.accuracy(test_spikes, task.test_targets.to(device)).item()
+    return TrainingResult(losses, accuracy)
+
+
+def assert_learned(result: TrainingResult) -> None:
+    """The loss falls to under half its start, and the test accuracy is far above chance (1 / NUM_CLASSES)."""
+    first, last = result.losses[:4], result.losses[-4:]
+    assert sum(last) / len(last) < 0.5 * sum(first) / len(first), f"the loss did not fall: {result.losses}"
+    assert result.test_accuracy > 0.8, f"test accuracy {result.test_accuracy:.3f} (chance is {1 / NUM_CLASSES})"
+
+
+# --- registration and import checks, shared by both adapters ------------------------------------------------
+
+
+def registered_objects(registered: dict[ModuleType, tuple[str, ...]]) -> dict[str, object]:
+    """{"namespace.name": the object there, or None} for every name an adapter registers."""
+    return {
+        f"{space.__name__}.{name}": getattr(space, name, None) for space, names in registered.items() for name in names
+    }
+
+
+def assert_import_registered(adapter: ModuleType, registered: dict[ModuleType, tuple[str, ...]]) -> None:
+    for qualified_name, value in registered_objects(registered).items():
+        assert value is getattr(adapter, qualified_name.rpartition(".")[2]), qualified_name
+
+
+def assert_register_is_idempotent(adapter: ModuleType, registered: dict[ModuleType, tuple[str, ...]]) -> None:
+    before = registered_objects(registered)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert adapter.register() == []
+        assert adapter.register() == []
+    assert registered_objects(registered) == before
+
+
+def assert_unregister_removes_only_ours(
+    adapter: ModuleType, registered: dict[ModuleType, tuple[str, ...]], host_names: dict[ModuleType, str]
+) -> None:
+    """unregister() removes our names, leaves the host's, is harmless twice; register() brings ours back."""
+    ours = sorted(registered_objects(registered))
+    assert sorted(adapter.unregister()) == ours
+    assert all(value is None for value in registered_objects(registered).values())
+    assert all(getattr(space, name) is not None for space, name in host_names.items())
+    assert adapter.unregister() == []
+    assert sorted(adapter.register()) == ours
+
+
+def assert_never_overwrites(adapter: ModuleType, registered: dict[ModuleType, tuple[str, ...]], space, name) -> None:
+    """A name the host defines itself (simulated) is left alone by register() and unregister(), with a warning."""
+    adapter.unregister()
+    host_own = object()
+    setattr(space, name, host_own)
+    try:
+        with pytest.warns(UserWarning, match=f"{space.__name__} already defines {name}; left as it is"):
+            added = adapter.register()
+        assert sorted(added) == sorted(set(registered_objects(registered)) - {f"{space.__name__}.{name}"})
+        assert f"{space.__name__}.{name}" not in adapter.unregister()
+        assert getattr(space, name) is host_own
+    finally:
+        delattr(space, name)
+        adapter.register()
+
+
+def assert_reload_replaces_stale_names(adapter: ModuleType, registered: dict[ModuleType, tuple[str, ...]]) -> None:
+    """After importlib.reload the host holds the new objects: ours are recognised by module, without a warning."""
+    stale = registered_objects(registered)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        importlib.reload(adapter)
+    fresh = registered_objects(registered)
+    assert all(fresh[key] is not stale[key] and fresh[key] is not None for key in stale)
+    assert_import_registered(adapter, registered)
+
+
+def run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+
+
+def assert_missing_host_names_the_extra(adapter_name: str, host: str, extra: str, message: str) -> None:
+    """With the host unimportable (sys.modules[host] = None), importing the adapter says what to install."""
+    result = run_python(f"import sys; sys.modules[{host!r}] = None; import {adapter_name}")
+    assert result.returncode != 0
+    assert f"ImportError: {message}" in result.stderr, result.stderr
+    assert f'pip install "spikemax-plugins[{extra}]"' in result.stderr, result.stderr
+
+
+def assert_never_imports(adapter_name: str, other_host: str) -> None:
+    result = run_python(
+        f"import sys, {adapter_name}; print(sorted(m for m in sys.modules if m.startswith({other_host!r})))"
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
