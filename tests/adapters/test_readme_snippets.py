@@ -61,3 +61,10 @@ def test_readme_snntorch_section_trains():
 def test_readme_norse_section_trains():
     printed = run_snippet("## Using with Norse")
     assert printed_accuracy(printed) > 0.8, printed
+
+
+def test_readme_core_example_runs():
+    printed = run_snippet("## What it computes")
+    accuracy, decision_steps = re.fullmatch(r"tensor\(([0-9.]+)\) tensor\(\[([-0-9, ]+)\]\)\n", printed).groups()
+    assert 0.0 <= float(accuracy) <= 1.0
+    assert all(-1 <= int(step) <= 99 for step in decision_steps.split(","))
