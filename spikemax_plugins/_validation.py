@@ -148,19 +148,21 @@ def check_values(spikes: Tensor, counts: Tensor, target: Tensor | None, num_clas
         values = torch.stack([statistic.to(counts.dtype) for statistic in statistics]).tolist()
     count_min, count_max = values[0], values[1]
     if not (math.isfinite(count_min) and math.isfinite(count_max)):
-        raise ValueError(f"spikes must be finite, got NaN or inf values (spike counts in [{count_min}, {count_max}])")
+        raise ValueError(
+            f"spikes must be finite, got NaN or inf values (spike counts in [{count_min:.6g}, {count_max:.6g}])"
+        )
     if count_min < 0:
-        raise ValueError(f"spikes must be >= 0 (spike counts), got a spike count of {count_min}")
+        raise ValueError(f"spikes must be >= 0 (spike counts), got a spike count of {count_min:.6g}")
     if target is None:
         return
     if target.is_floating_point():
         target_min, target_max, sum_min, sum_max = values[2:]
         if not (math.isfinite(target_min) and math.isfinite(target_max)) or target_min < 0:
             raise ValueError(
-                f"soft target probabilities must be finite and >= 0, got values in [{target_min}, {target_max}]"
+                f"soft target probabilities must be finite and >= 0, got values in [{target_min:.6g}, {target_max:.6g}]"
             )
         if abs(sum_min - 1) > _SOFT_TARGET_ATOL or abs(sum_max - 1) > _SOFT_TARGET_ATOL:
-            raise ValueError(f"soft target rows must sum to 1, got row sums in [{sum_min}, {sum_max}]")
+            raise ValueError(f"soft target rows must sum to 1, got row sums in [{sum_min:.6g}, {sum_max:.6g}]")
     else:
         target_min, target_max = int(values[2]), int(values[3])
         if target_min < 0 or target_max >= num_classes:

@@ -99,9 +99,12 @@ class _ExactCountCrossEntropy(torch.autograd.Function):
         probability_over_count = torch.exp(torch.xlogy(1.0 / temperature - 1.0, counts) - log_normaliser)
         mass_over_count = torch.where(has_target, target_mass / counts, 0)
         gradient = (torch.where(mass > 0, mass * probability_over_count, 0) - mass_over_count) / temperature
-        # Every class silent: p is 0 / 0. Push the target classes up, leave the others.
+        # A silent target class: -a_i / c_i = -inf dominates (mass * p_i / c_i may be +inf too when T > 1: the
+        # limit of their difference is still -inf). Every class silent: p is 0 / 0; leave non-targets at 0.
+        silent_target = has_target & (counts == 0)
         all_silent = torch.isneginf(log_normaliser)
-        gradient = torch.where(all_silent, torch.where(has_target, -torch.inf, 0.0), gradient)
+        gradient = torch.where(all_silent, 0.0, gradient)
+        gradient = torch.where(silent_target, -torch.inf, gradient)
         gradient = grad_loss.unsqueeze(-1) * gradient
         # A window whose loss is not used (zero upstream gradient) contributes exactly 0, never 0 * inf.
         gradient = torch.where(grad_loss.unsqueeze(-1) == 0, 0, gradient)

@@ -117,12 +117,13 @@ def test_all_silent_output_has_finite_loss_and_gradient_toward_target(loss_kwarg
     assert (off_target >= 0).all() and off_target.abs().sum() > 0
 
 
-def test_silent_true_class_without_smoothing_is_inf_never_nan():
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0])
+def test_silent_true_class_without_smoothing_is_inf_never_nan(temperature):
     spikes = torch.zeros(4, 2, 3, requires_grad=True)
     with torch.no_grad():
         spikes[:, 1, 2] = 1  # sample 1: only class 2 fires; its target is class 0 (silent)
     target = torch.tensor([0, 0])
-    loss = smx.spikemax_g(spikes, target, smoothing=0.0, reduction="none")
+    loss = smx.spikemax_g(spikes, target, smoothing=0.0, temperature=temperature, reduction="none")
     assert torch.isinf(loss).all() and (loss > 0).all()
     loss.sum().backward()
     assert not torch.isnan(spikes.grad).any()
