@@ -1,0 +1,59 @@
+"""The tutorial scripts under docs/tutorials/code run and learn: the pages show exactly this code."""
+
+from __future__ import annotations
+
+import importlib
+import math
+import sys
+from pathlib import Path
+
+import pytest
+
+CODE = Path(__file__).resolve().parents[2] / "docs" / "tutorials" / "code"
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def tutorial(monkeypatch):
+    """Imports a tutorial module from docs/tutorials/code the way ``python <file>`` would find its neighbours."""
+    monkeypatch.syspath_prepend(str(CODE))
+    loaded = []
+
+    def load(name: str):
+        loaded.append(name)
+        return importlib.import_module(name)
+
+    yield load
+    for name in [*loaded, "synthetic_data", "snntorch_spikemax"]:
+        sys.modules.pop(name, None)
+
+
+def test_snntorch_tutorial_learns(tutorial):
+    pytest.importorskip("snntorch")
+    results = tutorial("snntorch_spikemax").main()
+    assert results["test_accuracy"] >= results["chance"] + 0.5, results
+    assert results["final_loss"] < math.log(4) / 2, results  # log C is the loss of a silent network
+
+
+def test_norse_tutorial_learns(tutorial):
+    pytest.importorskip("norse")
+    results = tutorial("norse_spikemax").main()
+    assert results["test_accuracy"] >= results["chance"] + 0.5, results
+    assert results["final_loss"] < math.log(4) / 2, results
+    assert results["output_spikes_per_sample"] > 0, results
+
+
+def test_latency_tutorial_reads_consistent_latencies(tutorial):
+    pytest.importorskip("snntorch")
+    results = tutorial("decision_latency").main()
+    chance = results.pop("chance")
+    assert set(results) == {"spikemax_g", "spikemax_s window 5"}
+    for name, result in results.items():
+        over_time = result["accuracy_over_time"]
+        assert len(over_time) == 25, name
+        # accuracy_over_time at the last step is the accuracy of the whole window
+        assert over_time[-1] == pytest.approx(result["final_accuracy"]), name
+        assert result["final_accuracy"] >= chance + 0.5, (name, result["final_accuracy"])
+        assert all(-1 <= step <= 24 for step in result["time_to_decision"]), name
+        assert result["median_time_to_decision"] is not None and result["median_time_to_decision"] < 24, name
