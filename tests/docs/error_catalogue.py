@@ -193,7 +193,8 @@ EDGE_CASES: list[tuple[str, str]] = [
     ),
     (
         "count_gradient(lambda s: smx.spikemax_g(s, target, smoothing=0.0, temperature=2.0, reduction='sum'), only_1)",
-        "smoothing 0 with temperature > 1: +inf on silent non-targets (the true limit of c^(1/T - 1)), -inf on a silent target, never NaN; use smoothing > 0",
+        "smoothing 0 with temperature > 1: +inf on silent non-targets (the true limit of c^(1/T - 1)), "
+        "-inf on a silent target, never NaN; use smoothing > 0",
     ),
     ("smx.spikemax_g(only_1, target, weight=torch.zeros(4))", "all weights 0: 0 / 0, as in torch cross_entropy"),
     ("smx.predict(spikes)", "no spikes: no decision"),
