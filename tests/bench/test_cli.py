@@ -1,0 +1,328 @@
+"""spikemax-bench end to end: quick runs on every kind of data set, the files and numbers they write,
+reproducibility, the sweep, the models' match across frameworks, and the errors a user meets."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from spikemax_plugins.bench import report
+from spikemax_plugins.bench.cli import main
+from spikemax_plugins.bench.data import load_dataset
+from spikemax_plugins.bench.models import build_network
+from spikemax_plugins.bench.run import LOSS_NAMES, SUMMARY_METRICS, BenchConfig, loss_candidates, run_benchmark
+
+from .fixtures import write_dvsgesture_fixture, write_nmnist_fixture, write_ntidigits18_fixture, write_shd_fixture
+
+PLOTS = ("accuracy_vs_time.png", "spikes_per_sample.png", "training_curves.png")
+TIMING_KEYS = {"created", "total_seconds", "epoch_seconds", "seconds_per_epoch"}
+EVALUATION_KEYS = {
+    "accuracy", "accuracy_over_time", "time_to_decision_steps", "time_to_decision_fraction",
+    "no_decision_fraction", "output_spikes_per_sample", "network_spikes_per_sample", "input_spikes_per_sample",
+    "synaptic_operations_per_sample", "samples",
+}  # fmt: skip
+
+
+def run_quick(out: Path, *options: str) -> dict:
+    """``spikemax-bench --quick`` in-process; returns the parsed results.json."""
+    threads = torch.get_num_threads()
+    assert main(["--quick", "--out", str(out), *options]) == 0
+    assert torch.get_num_threads() == threads  # main() restores what it changed
+    return json.loads((out / "results.json").read_text())
+
+
+def without_timings(value):
+    if isinstance(value, dict):
+        return {key: without_timings(item) for key, item in value.items() if key not in TIMING_KEYS}
+    if isinstance(value, list):
+        return [without_timings(item) for item in value]
+    return value
+
+
+def assert_sane(document: dict, *, frameworks: tuple[str, ...], losses: tuple[str, ...]) -> None:
+    """Schema keys present and every number in its range."""
+    assert document["schema_version"] == report.SCHEMA_VERSION
+    assert {"config", "dataset", "environment", "candidates", "records", "verdicts", "total_seconds"} <= set(document)
+    dataset = document["dataset"]
+    time_steps = dataset["time_steps"]
+    assert [(record["framework"], record["loss"]) for record in document["records"]] == [
+        (framework, loss) for framework in frameworks for loss in losses
+    ]
+    for record in document["records"]:
+        assert record["hyper_parameters"] == loss_candidates(record["loss"], time_steps)[0]  # quick: no sweep
+        assert len(record["sweep"]) == 1
+        assert set(SUMMARY_METRICS) | {"accuracy_over_time"} <= set(record["summary"])
+        for seed_record in record["seeds"]:
+            test = seed_record["test"]
+            assert set(test) == EVALUATION_KEYS
+            assert test["samples"] == dataset["sizes"]["test"]
+            assert 0.0 <= test["accuracy"] <= 1.0
+            assert len(test["accuracy_over_time"]) == time_steps
+            assert all(0.0 <= value <= 1.0 for value in test["accuracy_over_time"])
+            assert test["accuracy_over_time"][-1] == pytest.approx(test["accuracy"])
+            assert 0.0 <= test["no_decision_fraction"] <= 1.0
+            if test["no_decision_fraction"] < 1.0:
+                assert 0.0 <= test["time_to_decision_steps"] <= time_steps - 1
+                seen = (test["time_to_decision_steps"] + 1) / time_steps
+                assert test["time_to_decision_fraction"] == pytest.approx(seen)
+            else:
+                assert test["time_to_decision_steps"] is None
+            assert 0.0 <= test["output_spikes_per_sample"] <= test["network_spikes_per_sample"]
+            assert test["input_spikes_per_sample"] > 0.0  # every data set feeds some spikes
+            assert test["synaptic_operations_per_sample"] >= test["input_spikes_per_sample"]
+            curves = seed_record["curves"]
+            epochs = document["config"]["epochs"]
+            assert len(curves["train_loss"]) == len(curves["validation_accuracy"]) == epochs
+            assert all(math.isfinite(loss) and loss >= 0 for loss in curves["train_loss"])
+            assert seed_record["final_train_loss"] == curves["train_loss"][-1]
+
+
+# --------------------------------------------------------------------------------- the default data set
+
+
+@pytest.fixture(scope="module")
+def digits_dvs_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("digits-dvs")
+    return out, run_quick(out, "--cache-dir", str(out / "cache"))
+
+
+def test_quick_default_run_writes_every_file_with_sane_numbers(digits_dvs_run):
+    out, document = digits_dvs_run
+    assert document["dataset"]["name"] == "digits-dvs"
+    assert document["dataset"]["kind"] == "events"
+    assert document["dataset"]["input_shape"] == [2, 22, 22]
+    assert document["config"]["epochs"] == 1 and document["config"]["sweep"] is False
+    assert_sane(document, frameworks=("snntorch", "norse"), losses=LOSS_NAMES)
+    for plot in PLOTS:
+        assert (out / plot).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with (out / "results.csv").open() as stream:
+        rows = list(csv.DictReader(stream))
+    assert [(row["framework"], row["loss"]) for row in rows] == [
+        (record["framework"], record["loss"]) for record in document["records"]
+    ]
+    for row, record in zip(rows, document["records"], strict=True):
+        assert float(row["accuracy_mean"]) == pytest.approx(record["summary"]["accuracy"]["mean"])
+        assert float(row["accuracy_std"]) == 0.0  # one seed
+    markdown = (out / "results.md").read_text()
+    assert "| snntorch | spikemax_g |" in markdown and "| norse | mse_count |" in markdown
+    for verdict in document["verdicts"]:
+        assert f"**{verdict['claim']}: {verdict['overall']}.**" in markdown
+
+
+def test_synaptic_operations_are_input_and_hidden_spikes_times_fan_out(digits_dvs_run):
+    _, document = digits_dvs_run
+    hidden_size, num_classes = document["config"]["hidden_size"], document["dataset"]["num_classes"]
+    for record in document["records"]:
+        test = record["seeds"][0]["test"]
+        hidden_spikes = test["network_spikes_per_sample"] - test["output_spikes_per_sample"]
+        expected = test["input_spikes_per_sample"] * hidden_size + hidden_spikes * num_classes
+        assert test["synaptic_operations_per_sample"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_verdicts_cover_the_three_claims_for_each_framework_and_variant(digits_dvs_run):
+    _, document = digits_dvs_run
+    assert [verdict["claim"] for verdict in document["verdicts"]] == ["accuracy", "earlier decisions", "fewer spikes"]
+    by_key = {(record["framework"], record["loss"]): record["summary"] for record in document["records"]}
+    for verdict, metric, higher_is_better in zip(
+        document["verdicts"],
+        ("accuracy", "time_to_decision_fraction", "network_spikes_per_sample"),
+        (True, False, False),
+        strict=True,
+    ):
+        assert len(verdict["comparisons"]) == 4  # 2 frameworks x (spikemax_g, spikemax_s)
+        for comparison in verdict["comparisons"]:
+            ours = by_key[comparison["framework"], comparison["loss"]][metric]["mean"]
+            baseline = by_key[comparison["framework"], "mse_count"][metric]["mean"]
+            if ours is None or baseline is None:
+                assert comparison["outcome"] == "not measurable"
+                continue
+            better = ours > baseline if higher_is_better else ours < baseline
+            assert comparison["outcome"] == ("holds" if better else "does not hold")
+
+
+def test_the_same_seed_gives_the_same_numbers(digits_dvs_run, tmp_path):
+    out, first = digits_dvs_run
+    second = run_quick(tmp_path, "--cache-dir", str(out / "cache"))
+    first_numbers, second_numbers = without_timings(first), without_timings(second)
+    for document in (first_numbers, second_numbers):
+        document["command"] = None  # names the two output folders
+    assert first_numbers == second_numbers
+
+
+# ----------------------------------------------------------------------------- other kinds of data sets
+
+
+@pytest.mark.parametrize(
+    ("dataset", "writer", "input_shape", "options"),
+    [
+        ("digits-rate", None, [64], ("--framework", "norse", "--losses", "spikemax_s,mse_count")),
+        ("uci-wine", None, [13], ("--framework", "snntorch", "--losses", "ce_count,mse_count")),
+        ("nmnist", write_nmnist_fixture, [2, 34, 34],
+         ("--framework", "snntorch", "--losses", "spikemax_g,mse_count")),
+        ("dvsgesture", write_dvsgesture_fixture, [2, 32, 32],
+         ("--framework", "norse", "--losses", "spikemax_g,ce_count")),
+        ("ntidigits18", write_ntidigits18_fixture, [64], ("--framework", "snntorch", "--losses", "spikemax_s")),
+        ("shd", write_shd_fixture, [700], ("--framework", "norse", "--losses", "mse_count,spikemax_g")),
+    ],
+)  # fmt: skip
+def test_quick_run_on_each_kind_of_data_set(dataset, writer, input_shape, options, tmp_path):
+    data_options = ("--data-dir", str(writer(tmp_path / "data"))) if writer else ()
+    document = run_quick(tmp_path / "out", "--dataset", dataset, "--time-steps", "6", *data_options, *options)
+    assert document["dataset"]["name"] == dataset
+    assert document["dataset"]["time_steps"] == 6
+    assert document["dataset"]["input_shape"] == input_shape
+    losses = tuple(options[3].split(","))
+    assert_sane(document, frameworks=(options[1],), losses=losses)
+    if "mse_count" not in losses or not {"spikemax_g", "spikemax_s"} & set(losses):
+        assert document["verdicts"] == []
+        assert "Not tested" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_seeds_give_mean_and_sample_std(tmp_path):
+    document = run_quick(tmp_path, "--dataset", "uci-iris", "--seeds", "3", "--framework", "snntorch",
+                         "--losses", "spikemax_g,mse_count")  # fmt: skip
+    for record in document["records"]:
+        assert [seed_record["seed"] for seed_record in record["seeds"]] == [0, 1, 2]
+        accuracies = torch.tensor([seed_record["test"]["accuracy"] for seed_record in record["seeds"]])
+        assert record["summary"]["accuracy"]["mean"] == pytest.approx(accuracies.mean().item())
+        assert record["summary"]["accuracy"]["std"] == pytest.approx(accuracies.std().item())
+        curves = torch.tensor([seed_record["test"]["accuracy_over_time"] for seed_record in record["seeds"]])
+        assert record["summary"]["accuracy_over_time"]["mean"] == pytest.approx(curves.mean(0).tolist())
+
+
+# -------------------------------------------------------------------------------------------- the sweep
+
+
+def test_sweep_keeps_the_best_validation_candidate_and_never_scores_test():
+    dataset = load_dataset("uci-iris", quick=True, time_steps=8)
+    config = BenchConfig(dataset="uci-iris", frameworks=("snntorch",), losses=("spikemax_s", "mse_count"), epochs=2)
+    records = run_benchmark(config, lambda seed: dataset)
+    for record in records:
+        candidates = loss_candidates(record["loss"], 8)
+        assert [entry["hyper_parameters"] for entry in record["sweep"]] == candidates
+        scores = [entry["validation_accuracy"] for entry in record["sweep"]]
+        assert record["hyper_parameters"] == candidates[scores.index(max(scores))]  # first of the best
+        assert all("test" not in entry for entry in record["sweep"])
+
+
+def test_every_loss_gets_the_same_number_of_distinct_candidates():
+    counts = {loss: len(loss_candidates(loss, 30)) for loss in LOSS_NAMES}
+    assert set(counts.values()) == {3}
+    for loss in LOSS_NAMES:
+        candidates = loss_candidates(loss, 30)
+        assert len({json.dumps(candidate, sort_keys=True) for candidate in candidates}) == 3
+    assert [candidate["window"] for candidate in loss_candidates("spikemax_s", 30)] == [15, 8, 22]
+
+
+# ------------------------------------------------------------------------------------------- the models
+
+
+@pytest.mark.parametrize(("architecture", "input_shape"), [("mlp", (13,)), ("conv", (2, 22, 22))])
+def test_snntorch_and_norse_networks_spike_alike_from_the_same_seed(architecture, input_shape):
+    networks = [
+        build_network(framework, architecture=architecture, input_shape=input_shape, num_classes=3, seed=5)
+        for framework in ("snntorch", "norse")
+    ]
+    frames = (torch.rand(25, 8, *input_shape, generator=torch.Generator().manual_seed(0)) < 0.3).float()
+    snntorch_spikes, norse_spikes = (network(frames) for network in networks)
+    assert len(snntorch_spikes.layers) == len(networks[0].fan_out) == (2 if architecture == "mlp" else 3)
+    hidden_spikes = snntorch_spikes.layers[0]
+    assert 0 < hidden_spikes.sum() < hidden_spikes.numel()  # some spikes, not all: the comparison means something
+    for ours, theirs in zip(snntorch_spikes.layers, norse_spikes.layers, strict=True):
+        assert ours.shape == theirs.shape
+        # Float rounding differs (beta * v + I against v + (1 - beta) * (I / (1 - beta) - v)): allow a rare flip.
+        assert (ours != theirs).float().mean() < 0.01
+
+
+def test_conv_fan_out_counts_border_synapses_exactly():
+    network = build_network("snntorch", architecture="conv", input_shape=(2, 22, 22), num_classes=10)
+    input_fan_out = network.fan_out[0]  # Conv2d(2, 16, 5, stride 2, padding 2)
+    assert input_fan_out.shape == (2, 22, 22)
+    # An interior input pixel feeds 3 x 3 output positions (kernel 5, stride 2) of 16 channels; a corner 2 x 2.
+    assert input_fan_out[0, 10, 10] == 16 * 3 * 3
+    assert input_fan_out[1, 0, 0] == 16 * 2 * 2
+    assert network.layer_sizes == [16 * 11 * 11, 32 * 6 * 6, 10]
+
+
+# ------------------------------------------------------------------------------------------- the errors
+
+
+def test_missing_data_exits_2_with_the_loader_message(tmp_path, capsys):
+    assert main(["--dataset", "nmnist", "--data-dir", str(tmp_path / "empty"), "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert str(tmp_path / "empty" / "NMNIST") in error
+    assert "--download" in error and "--data-dir" in error
+    assert "Traceback" not in error
+    assert not (tmp_path / "results.json").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the error raised when no CUDA device exists")
+def test_cuda_without_a_device_exits_2_with_a_clear_message(tmp_path, capsys):
+    assert main(["--quick", "--device", "cuda", "--out", str(tmp_path)]) == 2
+    error = capsys.readouterr().err
+    assert "--device cuda" in error and "no CUDA device" in error and "--device cpu" in error
+
+
+@pytest.mark.cuda
+def test_quick_run_on_cuda(tmp_path):
+    document = run_quick(tmp_path, "--device", "cuda", "--dataset", "uci-iris")
+    assert document["environment"]["cuda_device"]
+    assert_sane(document, frameworks=("snntorch", "norse"), losses=LOSS_NAMES)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["--losses", "spikemax_g,hinge"], "spikemax_g, spikemax_s, ce_count, mse_count"),
+        (["--dataset", "mnist-color"], "invalid choice: 'mnist-color'"),
+        (["--epochs", "0"], "expected an integer >= 1, got 0"),
+        (["--framework", "brian2"], "invalid choice: 'brian2'"),
+    ],
+)
+def test_bad_arguments_exit_2_naming_what_is_expected(arguments, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(arguments)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_conv_on_a_channel_data_set_exits_2(tmp_path, capsys):
+    assert main(["--quick", "--dataset", "uci-iris", "--architecture", "conv", "--out", str(tmp_path)]) == 2
+    assert "--architecture conv needs an event data set" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------ as a user runs it
+
+
+def run_module(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
+    return subprocess.run(
+        [sys.executable, "-m", "spikemax_plugins.bench", *arguments],
+        capture_output=True, text=True, cwd=cwd, env=environment, timeout=120,
+    )  # fmt: skip
+
+
+def test_help_lists_every_option(tmp_path):
+    completed = run_module("--help", cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    options = ("--dataset", "--framework", "--losses", "--epochs", "--time-steps", "--seeds", "--device", "--out",
+               "--data-dir", "--download", "--quick", "--batch-size", "--no-sweep", "--threads")  # fmt: skip
+    for option in options:
+        assert option in completed.stdout
+    assert "digits-dvs" in completed.stdout and "ntidigits18" in completed.stdout
+
+
+def test_quick_run_as_a_subprocess_prints_the_table_and_verdicts(tmp_path):
+    completed = run_module("--quick", "--dataset", "uci-iris", "--out", "results", cwd=tmp_path)
+    assert completed.returncode == 0, completed.stderr
+    assert "spikemax-bench on uci-iris" in completed.stdout
+    assert "fewer spikes:" in completed.stdout and "mse_count" in completed.stdout
+    assert (tmp_path / "results" / "results.json").is_file()  # --out is relative to the working folder
