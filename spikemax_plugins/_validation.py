@@ -1,8 +1,8 @@
 """Argument checks shared by every loss and metric.
 
-Shape, dtype and option checks are free (no device work). Value checks (spikes finite and non-negative,
-target in range, soft rows summing to one) are gathered into one small boolean tensor and read back with a
-single host synchronisation; the detailed message is only computed once a check has failed.
+Shape, dtype and option checks are free (no device work). Value checks (counts finite and non-negative,
+target in range, soft rows summing to one) read the extremes of the small count and target tensors back in
+one host synchronisation and compare them on the host.
 """
 
 from __future__ import annotations
@@ -128,15 +128,14 @@ def check_weight(weight: object, num_classes: int, spikes: Tensor) -> Tensor | N
     return weight
 
 
-def check_values(spikes: Tensor, counts: Tensor, target: Tensor | None, num_classes: int) -> None:
+def check_values(counts: Tensor, target: Tensor | None, num_classes: int) -> None:
     """Value checks with one host synchronisation: counts finite and >= 0, target valid.
 
-    Every check reads small tensors: the (window, running or total) ``counts`` the caller computed from
-    ``spikes`` anyway, and the target. A NaN or inf spike propagates into the counts; a negative spike shows as
+    Every check reads small tensors: the (window, running or total) ``counts`` the caller computed from the
+    spikes anyway, and the target. A NaN or inf spike propagates into the counts; a negative spike shows as
     a negative count unless other spikes of the same class and window outweigh it, and the losses and metrics
     depend on the spikes only through those counts. The extremes are read back together and compared here.
     """
-    del spikes  # kept in the signature so that callers state which tensor the counts came from
     with torch.no_grad():
         # Class indices are exact in float32 (< 2^24) and soft-target row sums need only _SOFT_TARGET_ATOL, so
         # every statistic travels in the counts' dtype, in one tensor, through one synchronisation.

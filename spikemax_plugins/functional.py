@@ -80,7 +80,7 @@ class _ExactCountCrossEntropy(torch.autograd.Function):
         # a * z with the convention 0 * (-inf) = 0: a class with no target mass adds nothing, even when silent.
         target_term = torch.where(has_target, target_mass * logits, 0).sum(-1)
         normaliser_term = torch.where(mass > 0, mass * log_normaliser, 0).squeeze(-1)
-        # A silent class that carries target mass (only possible with smoothing = 0) has p = 0: the loss is +inf.
+        # A silent class that carries target mass has p = 0: the loss is +inf.
         silent_target = (has_target & torch.isneginf(logits)).any(-1)
         loss = torch.where(silent_target, torch.inf, normaliser_term - target_term)
         ctx.save_for_backward(counts, log_normaliser, target_mass)
@@ -175,7 +175,7 @@ def _spikemax(
     check.check_int(stride, "stride", minimum=1)
 
     counts = window_counts(spikes, num_classes, window, stride)  # [S, B, C]
-    check.check_values(spikes, counts, target, num_classes)
+    check.check_values(counts, target, num_classes)
     per_window = _count_cross_entropy(
         counts,
         target,
@@ -343,7 +343,7 @@ def mse_count(
     false_rate = check.check_real(false_rate, "false_rate", minimum=0.0)
 
     counts = total_counts(spikes, num_classes)
-    check.check_values(spikes, counts, target, num_classes)
+    check.check_values(counts, target, num_classes)
     probabilities = _target_probabilities(target, num_classes, 0.0, counts.dtype)
     neurons_per_class = num_outputs // num_classes
     target_counts = (false_rate + (true_rate - false_rate) * probabilities) * (num_steps * neurons_per_class)

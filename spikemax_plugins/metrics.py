@@ -35,7 +35,7 @@ def _validated_counts(
     if target is not None:
         check.check_target(target, spikes, num_classes, allow_soft=False)
     counts = running_counts(spikes, num_classes) if running else total_counts(spikes, num_classes)
-    check.check_values(spikes, counts, target, num_classes)
+    check.check_values(counts, target, num_classes)
     return counts
 
 
