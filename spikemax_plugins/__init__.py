@@ -1,9 +1,11 @@
 """SpikeMax spike-count losses and decision metrics for spiking neural networks.
 
-Framework-agnostic core over time-first spike tensors ``[T, B, N]``; imports neither snnTorch nor Norse.
+Framework-agnostic core over spike tensors ``[T, B, N]`` (or any layout, with ``time_dim``); imports neither
+snnTorch nor Norse. :func:`set_value_checks` / :class:`value_checks` turn the value checks off for speed.
 """
 
-from . import functional, metrics, modules, reference
+from . import early_exit, functional, metrics, modules, reference
+from ._validation import set_value_checks, value_checks, value_checks_enabled
 from .functional import mse_count, spikemax_g, spikemax_s
 from .metrics import (
     accuracy,
@@ -18,10 +20,14 @@ from .modules import MSECountLoss, SpikeMaxGLoss, SpikeMaxSLoss
 __version__ = "0.1.0"
 
 __all__ = [
+    "early_exit",
     "functional",
     "metrics",
     "modules",
     "reference",
+    "set_value_checks",
+    "value_checks",
+    "value_checks_enabled",
     "spikemax_g",
     "spikemax_s",
     "mse_count",

@@ -1,11 +1,37 @@
-"""Spike counting shared by the losses and the metrics: population grouping, totals, windows, running counts."""
+"""Spike counting shared by the losses, the metrics and early exit: layouts, population groups, totals,
+running counts and causal windows.
+
+Spikes arrive with time at ``time_dim``; the two other dimensions are batch, then output neurons. Nothing here
+copies the spikes to change the layout: a sum reduces over ``time_dim`` directly and running/window counts
+work on a ``movedim`` view.
+
+Two accumulation precisions:
+
+* :func:`accumulation_dtype` (the losses): float32 for half, bfloat16 and float32 spikes, float64 for float64.
+* :func:`decision_dtype` (predictions, decisions, early exit): float64 wherever the device has it, so that
+  counts stay exact integers up to 2**53 and two different counts never compare equal (in float32, counts
+  above 2**24 would round together and a clear winner would look like a tie).
+"""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from ._validation import accumulation_dtype
+
+def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
+    """Counts of half-precision spikes are summed in float32: float16 cannot count past 2048 exactly."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def decision_dtype(device: torch.device) -> torch.dtype:
+    """float64 for counts that decide (exact to 2**53); float32 only where the device has no float64 (MPS)."""
+    return torch.float32 if device.type == "mps" else torch.float64
+
+
+def time_first(spikes: Tensor, time_dim: int) -> Tensor:
+    """A ``[T, B, N]`` view of spikes whose time dimension is ``time_dim`` (no copy)."""
+    return spikes if time_dim == 0 else spikes.movedim(time_dim, 0)
 
 
 def group_population(neuron_values: Tensor, num_classes: int) -> Tensor:
@@ -17,31 +43,64 @@ def group_population(neuron_values: Tensor, num_classes: int) -> Tensor:
     return neuron_values.reshape(*neuron_values.shape[:-1], num_classes, group_size).sum(-1)
 
 
-def total_counts(spikes: Tensor, num_classes: int) -> Tensor:
-    """Counts over the whole window: [T, B, N] -> [B, C], in float32 or wider."""
-    # Group after the time sum: the grouping then touches B x N values instead of T x B x N.
-    return group_population(spikes.sum(0, dtype=accumulation_dtype(spikes.dtype)), num_classes)
+def total_counts(spikes: Tensor, num_classes: int, time_dim: int = 0, dtype: torch.dtype | None = None) -> Tensor:
+    """Counts over the whole window: spikes (time at ``time_dim``) -> ``[B, C]``.
+
+    ``dtype`` defaults to :func:`accumulation_dtype`. Grouping after the time sum touches B x N values instead
+    of T x B x N.
+    """
+    dtype = accumulation_dtype(spikes.dtype) if dtype is None else dtype
+    return group_population(spikes.sum(time_dim, dtype=dtype), num_classes)
 
 
-def running_counts(spikes: Tensor, num_classes: int) -> Tensor:
-    """Counts up to and including each step: [T, B, N] -> [T, B, C], in float32 or wider."""
-    grouped = group_population(spikes.to(accumulation_dtype(spikes.dtype)), num_classes)
+def running_counts(spikes: Tensor, num_classes: int, time_dim: int = 0, dtype: torch.dtype | None = None) -> Tensor:
+    """Counts up to and including each step: spikes (time at ``time_dim``) -> ``[T, B, C]``."""
+    dtype = accumulation_dtype(spikes.dtype) if dtype is None else dtype
+    grouped = group_population(time_first(spikes, time_dim).to(dtype), num_classes)
     return grouped.cumsum(0)
 
 
-def window_counts(spikes: Tensor, num_classes: int, window: int, stride: int) -> Tensor:
-    """Counts in causal windows ending at steps window-1, window-1+stride, ... <= T-1: [T, B, N] -> [S, B, C].
+def _window_accumulator(dtype: torch.dtype, device: torch.device) -> torch.dtype:
+    # Partial sums of float32 (or narrower) spikes are kept in float64 where the device has it, so a window
+    # count is the float32 rounding of an (almost) exact sum of its own spikes, whatever the window length.
+    if dtype == torch.float64 or device.type == "mps":
+        return dtype
+    return torch.float64
 
-    Differences of one cumulative sum, so the cost is O(T * B * C) whatever the window length.
+
+def window_counts(spikes: Tensor, num_classes: int, window: int, stride: int, time_dim: int = 0) -> Tensor:
+    """Counts in causal windows ending at steps ``window-1, window-1+stride, ... <= T-1``: -> ``[S, B, C]``.
+
+    The van Herk / Gil-Werman scheme: cut time into blocks of ``window`` steps and take, within each block, the
+    running sum from the block's start (prefix) and to the block's end (suffix). A window then spans at most
+    two blocks and its count is ``suffix[start] + prefix[end]`` (``prefix[end]`` alone when it is exactly one
+    block). Both terms add up only spikes inside the window, so:
+
+    * the error does not grow with t (a difference of two running totals would lose the window's low bits
+      once the totals are large, e.g. after a large graded spike early in the recording);
+    * in the backward pass each spike receives the summed gradient of the windows that contain it and nothing
+      else; no ``+inf - inf`` appears when a window's gradient is infinite (smoothing 0, silent true class).
+
+    Cost O(T * B * C) for any window length. Output dtype: :func:`accumulation_dtype`.
     """
-    num_steps = spikes.shape[0]
+    num_steps = spikes.shape[time_dim]
     if window == num_steps:
         # The single window is the whole sample: the same sum as the global loss, bit for bit.
-        return total_counts(spikes, num_classes).unsqueeze(0)
-    cumulative = running_counts(spikes, num_classes)
-    window_ends = torch.arange(window - 1, num_steps, stride, device=spikes.device)
-    counts = cumulative[window_ends]
-    # A window ending at step t starts at t - window + 1; subtract the running count just before it.
-    starts_after_zero = window_ends >= window
-    before_window = cumulative[(window_ends - window).clamp(min=0)]
-    return counts - before_window * starts_after_zero.view(-1, 1, 1).to(counts.dtype)
+        return total_counts(spikes, num_classes, time_dim).unsqueeze(0)
+    output_dtype = accumulation_dtype(spikes.dtype)
+    values = group_population(
+        time_first(spikes, time_dim).to(_window_accumulator(spikes.dtype, spikes.device)), num_classes
+    )  # [T, B, C]
+    padding = -num_steps % window
+    if padding:
+        values = torch.cat([values, values.new_zeros(padding, *values.shape[1:])])
+    blocks = values.reshape(-1, window, *values.shape[1:])  # [blocks, window, B, C]
+    prefix = blocks.cumsum(1).flatten(0, 1)
+    suffix = blocks.flip(1).cumsum(1).flip(1).flatten(0, 1)
+    last_start = num_steps - window
+    ends = prefix[window - 1 : num_steps : stride]
+    starts = suffix[0 : last_start + 1 : stride]
+    # A window starting on a block boundary is that block: its prefix at the end already holds every spike.
+    on_boundary = torch.arange(0, last_start + 1, stride, device=spikes.device) % window == 0
+    counts = ends + torch.where(on_boundary.view(-1, 1, 1), 0, starts)
+    return counts.to(output_dtype)

@@ -1,55 +1,226 @@
-"""Argument checks shared by every loss and metric.
+"""Argument checks shared by every loss, metric, module and early-exit function; the value-check switch.
 
-Shape, dtype and option checks are free (no device work). Value checks (counts finite and non-negative,
-target in range, soft rows summing to one) read the extremes of the small count and target tensors back in
-one host synchronisation and compare them on the host.
+Three kinds of checks, with different costs:
+
+* **Option checks** (mode, temperature, window, ...) are pure Python. Functions cache their validated options
+  (:func:`functools.lru_cache`); modules validate once, when they are built.
+* **Shape, dtype and device checks** read tensor metadata only: no device work, no synchronisation.
+* **Value checks** (spike counts finite and non-negative, targets in range, soft rows summing to one, weights
+  finite and non-negative) read the extremes of the small count, target and weight tensors. On the CPU the
+  extremes are read directly; on an accelerator they travel together in one host synchronisation. They are
+  skipped while ``torch.compile`` traces, under ``torch.func`` transforms, for meta and fake tensors (whose
+  values do not exist), and everywhere after ``set_value_checks(False)``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
-_REDUCTIONS = ("mean", "sum", "none")
-_MODES = ("probability", "softmax")
-# Soft-target rows must sum to one up to this tolerance (float32 one-hot mixtures easily drift by 1e-7).
-_SOFT_TARGET_ATOL = 1e-4
+__all__ = ["set_value_checks", "value_checks", "value_checks_enabled"]
+
+REDUCTIONS = ("mean", "sum", "none")
+MODES = ("probability", "softmax")
+# Soft-target rows must sum to one within max(this, 2 * eps of the target's dtype): float32 one-hot mixtures
+# drift by ~1e-7, and a bfloat16 row that sums to 0.9978 exactly is a legitimate distribution rounded to 8 bits.
+SOFT_TARGET_MIN_ATOL = 1e-4
+# Bounds that keep every logit, loss and gradient finite in float32 (see docs/errors.md, "Options"):
+# |log(c + s)| <= 70 for s in [1e-30, 1e30], and 1 / (temperature * s) <= 1e34 < float32's 3.4e38.
+TEMPERATURE_RANGE = (1e-4, 1e4)
+SMOOTHING_RANGE = (1e-30, 1e30)
+# Target counts rate * T * k must square to a finite float32 for any realistic T * k (<= 1e13).
+RATE_MAXIMUM = 1e6
+
+_value_checks_enabled = True
 
 
-def accumulation_dtype(dtype: torch.dtype) -> torch.dtype:
-    """Counts of half-precision spikes are summed in float32: float16 cannot count past 2048 exactly."""
-    return torch.float64 if dtype == torch.float64 else torch.float32
+# --------------------------------------------------------------------------------------- the value-check switch
 
 
-def check_spikes(spikes: object, name: str = "spikes") -> Tensor:
-    if not isinstance(spikes, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor [T, B, N], got {type(spikes).__name__}")
-    if not spikes.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor (binary or graded spikes), got dtype {spikes.dtype}")
-    if spikes.dim() != 3:
-        raise ValueError(f"{name} must be [T, B, N] (time, batch, output neurons), got shape {tuple(spikes.shape)}")
-    num_steps, batch_size, num_outputs = spikes.shape
-    if num_steps == 0:
-        raise ValueError(f"{name} must have at least one time step, got T = 0 (shape {tuple(spikes.shape)})")
-    if batch_size == 0:
-        raise ValueError(f"{name} must have a non-empty batch, got B = 0 (shape {tuple(spikes.shape)})")
-    if num_outputs == 0:
-        raise ValueError(f"{name} must have at least one output neuron, got N = 0")
-    return spikes
+def set_value_checks(enabled: bool) -> None:
+    """Turn the value checks of every loss, metric and early-exit function on (the default) or off.
+
+    Like :meth:`torch.distributions.Distribution.set_default_validate_args`. With the checks off, a call does
+    no host synchronisation (the point on a GPU: the CPU keeps queueing work), while shape, dtype, device and
+    option checks still raise; NaN, negative or out-of-range values then give undefined results instead of an
+    error. See also the context manager :class:`value_checks`.
+    """
+    global _value_checks_enabled
+    if not isinstance(enabled, bool):
+        raise TypeError(f"enabled must be a bool, got {type(enabled).__name__}")
+    _value_checks_enabled = enabled
 
 
-def resolve_num_classes(num_outputs: int, num_classes: int | None) -> int:
-    """Number of classes C for N output neurons; with population coding N = k * C."""
+def value_checks_enabled() -> bool:
+    """Whether value checks are on (see :func:`set_value_checks`)."""
+    return _value_checks_enabled
+
+
+class value_checks(contextlib.ContextDecorator):  # noqa: N801  (used like torch.no_grad)
+    """Context manager (or decorator) that sets the value checks for a block and restores them afterwards.
+
+    ``with spikemax_plugins.value_checks(False): loss = spikemax_g(spikes, target)``
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        if not isinstance(enabled, bool):
+            raise TypeError(f"enabled must be a bool, got {type(enabled).__name__}")
+        self.enabled = enabled
+        self._previous: list[bool] = []
+
+    def __enter__(self) -> value_checks:
+        self._previous.append(_value_checks_enabled)
+        set_value_checks(self.enabled)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        set_value_checks(self._previous.pop())
+
+
+_is_functorch_wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+_FakeTensor = torch._subclasses.FakeTensor
+
+
+def values_checkable(*tensors: Tensor | None) -> bool:
+    """Whether the value checks run for these tensors: the switch is on, nothing traces, every value exists.
+
+    Values do not exist for meta tensors, fake tensors (tracing) and functorch-wrapped tensors (``vmap``,
+    ``grad``). This runs on every call, so it is written for speed.
+    """
+    if not _value_checks_enabled or torch.compiler.is_compiling():
+        return False
+    for tensor in tensors:
+        if tensor is not None and (tensor.is_meta or _is_functorch_wrapped(tensor) or isinstance(tensor, _FakeTensor)):
+            return False
+    return True
+
+
+# ------------------------------------------------------------------------------------------------- options
+
+
+def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value
+
+
+def check_real(
+    value: object,
+    name: str,
+    *,
+    minimum: float,
+    maximum: float | None = None,
+    exclusive: bool = False,
+    why: str = "",
+) -> float:
+    """A finite real number in [minimum, maximum] (or (minimum, ...] with ``exclusive``); ``why`` explains bounds."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    number = float(value)
+    too_small = number <= minimum if exclusive else number < minimum
+    too_large = maximum is not None and number > maximum
+    if not math.isfinite(number) or too_small or too_large:
+        bound = f"> {minimum:g}" if exclusive else f">= {minimum:g}"
+        if maximum is not None:
+            bound += f" and <= {maximum:g}"
+        raise ValueError(f"{name} must be finite and {bound}{why}, got {value!r}")
+    return number
+
+
+def check_int(value: object, name: str, *, minimum: int, maximum: int | None = None, why: str = "") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
+        raise ValueError(f"{name} must be {bound}{why}, got {value}")
+    return value
+
+
+def check_temperature(value: object) -> float:
+    low, high = TEMPERATURE_RANGE
+    return check_real(
+        value, "temperature", minimum=low, maximum=high, why=" (count logits / temperature must stay finite in float32)"
+    )
+
+
+def check_smoothing(value: object, name: str = "smoothing") -> float:
+    """0, or a number in :data:`SMOOTHING_RANGE` (log(c + smoothing) and its gradient stay finite in float32)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
+        return 0.0
+    low, high = SMOOTHING_RANGE
+    return check_real(
+        value, name, minimum=low, maximum=high, why=f" or exactly 0 (log(count + {name}) must stay finite in float32)"
+    )
+
+
+def check_rate(value: object, name: str) -> float:
+    return check_real(
+        value, name, minimum=0.0, maximum=RATE_MAXIMUM, why=" (squared target counts must stay finite in float32)"
+    )
+
+
+def check_num_classes(num_classes: object) -> int | None:
     if num_classes is None:
-        if num_outputs < 2:
-            raise ValueError(f"spikes must have at least 2 output neurons (classes), got N = {num_outputs}")
-        return num_outputs
+        return None
     if isinstance(num_classes, bool) or not isinstance(num_classes, int):
         raise TypeError(f"num_classes must be an int or None, got {type(num_classes).__name__}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+    return num_classes
+
+
+def check_time_dim(time_dim: object, ndim: int = 3) -> int:
+    """``time_dim`` in ``[-ndim, ndim)``, returned non-negative."""
+    if isinstance(time_dim, bool) or not isinstance(time_dim, int):
+        raise TypeError(f"time_dim must be an int, got {type(time_dim).__name__}")
+    if not -ndim <= time_dim < ndim:
+        raise ValueError(f"time_dim must be in [-{ndim}, {ndim - 1}] for {ndim}-D spikes, got {time_dim}")
+    return time_dim % ndim
+
+
+def spike_layout(time_dim: int) -> str:
+    """``"[T, B, N]"`` with T at ``time_dim`` (0, 1 or 2) and batch, then neurons, in the other places."""
+    names = ["B", "N"]
+    names.insert(time_dim, "T")
+    return "[" + ", ".join(names) + "]"
+
+
+# ------------------------------------------------------------------------------------------ shapes and dtypes
+
+
+def check_spikes(spikes: object, time_dim: int, name: str = "spikes") -> tuple[int, int, int]:
+    """Type, dtype and shape of a spike tensor; returns ``(T, B, N)``. ``time_dim`` is already normalised."""
+    if not isinstance(spikes, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor {spike_layout(time_dim)}, got {type(spikes).__name__}")
+    if not spikes.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor (binary or graded spikes), got dtype {spikes.dtype}")
+    shape = spikes.shape
+    if len(shape) != 3:
+        raise ValueError(
+            f"{name} must be 3-D {spike_layout(time_dim)} (time at time_dim={time_dim}, then batch and output "
+            f"neurons), got shape {tuple(shape)}"
+        )
+    num_steps = shape[time_dim]
+    batch_size, num_outputs = (size for dim, size in enumerate(shape) if dim != time_dim)
+    if num_steps == 0:
+        raise ValueError(f"{name} must have at least one time step, got T = 0 (shape {tuple(shape)})")
+    if batch_size == 0:
+        raise ValueError(f"{name} must have a non-empty batch, got B = 0 (shape {tuple(shape)})")
+    if num_outputs == 0:
+        raise ValueError(f"{name} must have at least one output neuron, got N = 0 (shape {tuple(shape)})")
+    return num_steps, batch_size, num_outputs
+
+
+def resolve_num_classes(num_outputs: int, num_classes: int | None) -> int:
+    """Number of classes C for N output neurons; with population coding N = k * C. ``num_classes`` is checked."""
+    if num_classes is None:
+        if num_outputs < 2:
+            raise ValueError(f"spikes must have at least 2 output neurons (classes), got N = {num_outputs}")
+        return num_outputs
     if num_outputs % num_classes != 0:
         raise ValueError(
             f"the number of output neurons N = {num_outputs} must be divisible by num_classes = "
@@ -58,60 +229,64 @@ def resolve_num_classes(num_outputs: int, num_classes: int | None) -> int:
     return num_classes
 
 
-def check_choice(value: object, name: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
-    return value  # type: ignore[return-value]
+_INDEX_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8, torch.uint16, torch.uint32)
 
 
-def check_real(
-    value: object, name: str, *, minimum: float, exclusive: bool = False, maximum: float | None = None
-) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
-    value = float(value)
-    too_small = value <= minimum if exclusive else value < minimum
-    too_large = maximum is not None and value > maximum
-    if not math.isfinite(value) or too_small or too_large:
-        bound = f"> {minimum}" if exclusive else f">= {minimum}"
-        if maximum is not None:
-            bound += f" and <= {maximum}"
-        raise ValueError(f"{name} must be finite and {bound}, got {value}")
-    return value
+def is_index_tensor(value: object) -> bool:
+    """An integer tensor usable as indices or steps (not bool, not uint64)."""
+    return isinstance(value, Tensor) and value.dtype in _INDEX_DTYPES
 
 
-def check_int(value: object, name: str, *, minimum: int, maximum: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f">= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
-        raise ValueError(f"{name} must be {bound}, got {value}")
-    return value
+def _layout_hint(target_length: int, spikes: Tensor, time_dim: int) -> str:
+    """When a target's length matches another dimension of the spikes, say which time_dim that layout needs."""
+    hints = []
+    for dim, size in enumerate(spikes.shape):
+        if dim == time_dim or size != target_length:
+            continue
+        # The batch is the first non-time dimension; making `dim` the batch needs time before or after it.
+        candidates = [t for t in range(3) if t != dim and [d for d in range(3) if d != t][0] == dim]
+        if not candidates:
+            continue
+        layouts = " or ".join(f"{spike_layout(t)} (time_dim={t})" for t in candidates)
+        hints.append(f"dimension {dim} has the target's length {size}: if the spikes are {layouts}, pass that time_dim")
+    if not hints:
+        return ""
+    return "; " + "; ".join(hints)
 
 
-def check_target(target: object, spikes: Tensor, num_classes: int, *, allow_soft: bool = True) -> Tensor:
-    """Shape, dtype and device of ``target``: int class indices [B], or (if allowed) float probabilities [B, C]."""
+def check_target(
+    target: object, spikes: Tensor, batch_size: int, num_classes: int, time_dim: int, *, allow_soft: bool = True
+) -> Tensor:
+    """Class indices ``[B]`` (any int dtype but uint64, returned as int64) or float probabilities ``[B, C]``."""
     if not isinstance(target, Tensor):
         raise TypeError(f"target must be a torch.Tensor, got {type(target).__name__}")
     if target.device != spikes.device:
         raise ValueError(f"target is on {target.device} but spikes is on {spikes.device}; move both to one device")
-    batch_size = spikes.shape[1]
-    if target.dtype == torch.bool or target.is_complex():
-        raise TypeError(f"target must be int64 class indices [B] or float probabilities [B, C], got {target.dtype}")
-    if target.is_floating_point():
+    dtype = target.dtype
+    if dtype.is_floating_point:
         if not allow_soft:
-            raise TypeError(f"target must be integer class indices [B], got dtype {target.dtype}")
-        if tuple(target.shape) != (batch_size, num_classes):
+            raise TypeError(f"target must be integer class indices [B], got dtype {dtype}")
+        if target.dim() != 2 or target.shape[0] != batch_size or target.shape[1] != num_classes:
             raise ValueError(
                 f"a float target holds class probabilities and must be [B, C] = [{batch_size}, {num_classes}], "
                 f"got shape {tuple(target.shape)}"
+                + (_layout_hint(target.shape[0], spikes, time_dim) if target.dim() == 2 else "")
             )
         return target
-    if tuple(target.shape) != (batch_size,):
+    if dtype not in _INDEX_DTYPES:
+        if dtype == torch.uint64:
+            raise TypeError(
+                "target must hold class indices in a signed or 8/16/32-bit unsigned integer dtype, got "
+                "torch.uint64 (values above 2**63 - 1 have no int64 equivalent); pass target.long()"
+            )
+        expected = "integer class indices [B]" + (" or float probabilities [B, C]" if allow_soft else "")
+        raise TypeError(f"target must be {expected}, got {dtype}")
+    if target.dim() != 1 or target.shape[0] != batch_size:
         raise ValueError(
-            f"an integer target holds class indices and must be [B] = [{batch_size}], got shape {tuple(target.shape)}"
+            f"an integer target holds class indices and must be [B] = [{batch_size}], got shape "
+            f"{tuple(target.shape)}" + (_layout_hint(target.shape[0], spikes, time_dim) if target.dim() == 1 else "")
         )
-    return target
+    return target if dtype == torch.int64 else target.long()
 
 
 def check_weight(weight: object, num_classes: int, spikes: Tensor) -> Tensor | None:
@@ -120,51 +295,123 @@ def check_weight(weight: object, num_classes: int, spikes: Tensor) -> Tensor | N
     if not isinstance(weight, Tensor):
         raise TypeError(f"weight must be a torch.Tensor [C] or None, got {type(weight).__name__}")
     if not weight.is_floating_point():
-        raise TypeError(f"weight must be a floating-point tensor, got dtype {weight.dtype}")
-    if tuple(weight.shape) != (num_classes,):
+        raise TypeError(f"weight must be a floating-point tensor [C], got dtype {weight.dtype}")
+    if weight.dim() != 1 or weight.shape[0] != num_classes:
         raise ValueError(f"weight must be [C] = [{num_classes}], got shape {tuple(weight.shape)}")
     if weight.device != spikes.device:
         raise ValueError(f"weight is on {weight.device} but spikes is on {spikes.device}; move both to one device")
     return weight
 
 
-def check_values(counts: Tensor, target: Tensor | None, num_classes: int) -> None:
-    """Value checks with one host synchronisation: counts finite and >= 0, target valid.
+def check_weight_option(weight: object) -> Tensor | None:
+    """A module's ``weight`` when the module is built: a finite, non-negative float tensor ``[C]`` (or None)."""
+    if weight is None:
+        return None
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"weight must be a torch.Tensor [C] or None, got {type(weight).__name__}")
+    if not weight.is_floating_point():
+        raise TypeError(f"weight must be a floating-point tensor [C], got dtype {weight.dtype}")
+    if weight.dim() != 1 or weight.shape[0] < 2:
+        raise ValueError(f"weight must be [C] with C >= 2 classes, got shape {tuple(weight.shape)}")
+    if values_checkable(weight):
+        _raise_for_weight(*_read([*torch.aminmax(weight.detach())]))
+    return weight
 
-    Every check reads small tensors: the (window, running or total) ``counts`` the caller computed from the
-    spikes anyway, and the target. A NaN or inf spike propagates into the counts; a negative spike shows as
-    a negative count unless other spikes of the same class and window outweigh it, and the losses and metrics
-    depend on the spikes only through those counts. The extremes are read back together and compared here.
+
+# -------------------------------------------------------------------------------------------------- values
+
+
+def _read(statistics: Sequence[Tensor]) -> list[float]:
+    """Scalar tensors to Python numbers: directly on the CPU, in one synchronisation elsewhere."""
+    if statistics[0].is_cpu:
+        return [statistic.item() for statistic in statistics]
+    # Class indices are exact in float64 below 2**53; error messages re-read exact integers (_exact_range).
+    wide = torch.float32 if statistics[0].device.type == "mps" else torch.float64
+    return torch.stack([statistic.to(wide) for statistic in statistics]).tolist()
+
+
+def _exact_range(target: Tensor) -> tuple[int, int]:
+    """The smallest and largest class index, exactly (only on the error path: one more synchronisation)."""
+    low, high = torch.aminmax(target.detach())
+    return int(low.item()), int(high.item())
+
+
+def _raise_for_weight(weight_min: float, weight_max: float) -> None:
+    if not (math.isfinite(weight_min) and math.isfinite(weight_max)) or weight_min < 0:
+        raise ValueError(f"weight must be finite and >= 0, got values in [{weight_min:.6g}, {weight_max:.6g}]")
+
+
+def soft_target_tolerance(dtype: torch.dtype) -> float:
+    return max(SOFT_TARGET_MIN_ATOL, 2 * torch.finfo(dtype).eps)
+
+
+def check_values(
+    counts: Tensor,
+    target: Tensor | None = None,
+    num_classes: int = 0,
+    weight: Tensor | None = None,
+    *,
+    mean_denominator: Tensor | None = None,
+    what: str = "spikes",
+) -> None:
+    """Value checks on small tensors, read in one host synchronisation.
+
+    Every loss and metric depends on the spikes only through ``counts`` (total, window or running counts, which
+    the caller computed anyway): a NaN or inf spike makes a count non-finite, and a negative spike shows as a
+    negative count unless other spikes of the same class and window outweigh it. ``target`` is checked for
+    range (class indices) or for finite non-negative rows summing to one (probabilities). ``weight`` must be
+    finite and non-negative; ``mean_denominator`` (the weighted mean's sum of sample weights) must be > 0.
     """
-    with torch.no_grad():
-        # Class indices are exact in float32 (< 2^24) and soft-target row sums need only _SOFT_TARGET_ATOL, so
-        # every statistic travels in the counts' dtype, in one tensor, through one synchronisation.
-        statistics = [*torch.aminmax(counts.detach())]
-        if target is not None:
-            statistics += [*torch.aminmax(target.detach())]
-            if target.is_floating_point():
-                statistics += [*torch.aminmax(target.detach().sum(-1))]
-        values = torch.stack([statistic.to(counts.dtype) for statistic in statistics]).tolist()
+    # detach(): the statistics must not record autograd nodes (cheaper than a no_grad block on this hot path).
+    statistics = [*torch.aminmax(counts.detach())]
+    soft = target is not None and target.is_floating_point()
+    if target is not None:
+        statistics += torch.aminmax(target.detach())
+        if soft:
+            # Summed in float32 at least: a bfloat16 sum of a valid row can drift by several eps.
+            sum_dtype = torch.float64 if target.dtype == torch.float64 else torch.float32
+            statistics += torch.aminmax(target.detach().sum(-1, dtype=sum_dtype))
+    if weight is not None:
+        statistics += torch.aminmax(weight.detach())
+    if mean_denominator is not None:
+        statistics.append(mean_denominator.detach())
+    values = _read(statistics)
     count_min, count_max = values[0], values[1]
     if not (math.isfinite(count_min) and math.isfinite(count_max)):
         raise ValueError(
-            f"spikes must be finite, got NaN or inf values (spike counts in [{count_min:.6g}, {count_max:.6g}])"
+            f"{what} must be finite, got NaN or inf values (spike counts in [{count_min:.6g}, {count_max:.6g}])"
         )
     if count_min < 0:
-        raise ValueError(f"spikes must be >= 0 (spike counts), got a spike count of {count_min:.6g}")
-    if target is None:
-        return
-    if target.is_floating_point():
-        target_min, target_max, sum_min, sum_max = values[2:]
-        if not (math.isfinite(target_min) and math.isfinite(target_max)) or target_min < 0:
-            raise ValueError(
-                f"soft target probabilities must be finite and >= 0, got values in [{target_min:.6g}, {target_max:.6g}]"
-            )
-        if abs(sum_min - 1) > _SOFT_TARGET_ATOL or abs(sum_max - 1) > _SOFT_TARGET_ATOL:
-            raise ValueError(f"soft target rows must sum to 1, got row sums in [{sum_min:.6g}, {sum_max:.6g}]")
-    else:
-        target_min, target_max = int(values[2]), int(values[3])
-        if target_min < 0 or target_max >= num_classes:
-            raise ValueError(
-                f"target class indices must be in [0, {num_classes - 1}], got values in [{target_min}, {target_max}]"
-            )
+        raise ValueError(f"{what} must be >= 0 (spike counts), got a spike count of {count_min:.6g}")
+    position = 2
+    if target is not None:
+        if soft:
+            target_min, target_max, sum_min, sum_max = values[2:6]
+            position = 6
+            if not (math.isfinite(target_min) and math.isfinite(target_max)) or target_min < 0:
+                raise ValueError(
+                    f"soft target probabilities must be finite and >= 0, got values in "
+                    f"[{target_min:.6g}, {target_max:.6g}]"
+                )
+            tolerance = soft_target_tolerance(target.dtype)
+            if abs(sum_min - 1) > tolerance or abs(sum_max - 1) > tolerance:
+                raise ValueError(
+                    f"soft target rows must sum to 1 (within {tolerance:.3g} for {target.dtype}), got row sums in "
+                    f"[{sum_min:.6g}, {sum_max:.6g}]"
+                )
+        else:
+            position = 4
+            if values[2] < 0 or values[3] >= num_classes:
+                target_min, target_max = _exact_range(target)
+                raise ValueError(
+                    f"target class indices must be in [0, {num_classes - 1}], got values in [{target_min}, "
+                    f"{target_max}]"
+                )
+    if weight is not None:
+        _raise_for_weight(values[position], values[position + 1])
+        position += 2
+    if mean_denominator is not None and not values[position] > 0:
+        raise ValueError(
+            "weight gives every sample of the batch weight 0 (sum of the sample weights is "
+            f"{values[position]:.6g}): the weighted mean is 0 / 0; use reduction='sum' or 'none'"
+        )

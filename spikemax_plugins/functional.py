@@ -1,8 +1,8 @@
-"""SpikeMax losses and the spike-count MSE baseline over time-first spike tensors.
+"""SpikeMax losses and the spike-count MSE baseline.
 
-Every loss reads the output spikes ``[T, B, N]`` as spike counts ``c[b, i] = sum_t spikes[t, b, i]``
-(summed per class group of ``N / num_classes`` neurons with population coding) and compares them with the
-target. The two SpikeMax variants are a cross-entropy over *count logits* ``z`` divided by a temperature:
+Every loss reads the output spikes as spike counts ``c[b, i] = sum_t spikes[t, b, i]`` (summed per class group of
+``N / num_classes`` neurons with population coding) and compares them with the target. The two SpikeMax
+variants are a cross-entropy over *count logits* ``z`` divided by a temperature:
 
 * ``mode="probability"`` (the paper's spike-count probability): ``z_i = log(c_i + smoothing) / temperature``.
   With temperature 1 this is ``p_i = (c_i + smoothing) / sum_j (c_j + smoothing)`` and the loss is
@@ -10,10 +10,18 @@ target. The two SpikeMax variants are a cross-entropy over *count logits* ``z`` 
 * ``mode="softmax"``: ``z_i = c_i / temperature`` (snnTorch's ``ce_count_loss`` at temperature 1).
 
 ``weight``, ``reduction``, ``label_smoothing`` and soft (probability) targets follow
-:func:`torch.nn.functional.cross_entropy` exactly.
+:func:`torch.nn.functional.cross_entropy` exactly: wherever the logits are finite the loss *is* that function
+(or, when ``weight`` requires grad, which torch's ``nll_loss`` cannot differentiate, the same formula written
+out). Spikes may come in any layout: ``time_dim`` names the time dimension and the other two are batch, then
+output neurons (``time_dim=-1`` for lava-dl's ``[B, C, T]``); no copy is made to change the layout.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 from torch import Tensor
@@ -23,117 +31,126 @@ from ._counts import total_counts, window_counts
 
 __all__ = ["spikemax_g", "spikemax_s", "mse_count"]
 
+_Options = TypeVar("_Options")
 
-def _count_cross_entropy(
-    counts: Tensor,
-    target: Tensor,
-    weight: Tensor | None,
-    *,
-    mode: str,
-    temperature: float,
-    smoothing: float,
-    label_smoothing: float,
-) -> Tensor:
-    """Cross-entropy of count logits per window: counts ``[S, B, C]``, target ``[B]`` or ``[B, C]`` -> ``[S, B]``."""
-    num_windows, batch_size, num_classes = counts.shape
-    if mode == "probability" and smoothing == 0:
-        probabilities = _target_probabilities(target, num_classes, label_smoothing, counts.dtype)
-        target_mass = probabilities if weight is None else probabilities * weight.to(counts.dtype)
-        return _ExactCountCrossEntropy.apply(counts, target_mass, temperature)
-    # Every logit is finite here: torch's fused cross_entropy is exact, cheapest, and defines the semantics of
-    # weight, label_smoothing and soft targets that we promise.
-    logits = (counts + smoothing).log() if mode == "probability" else counts
-    if temperature != 1.0:
-        logits = logits / temperature
-    if target.is_floating_point():
-        target = target.to(counts.dtype)
-    else:
-        target = target.long()
-    repeated_target = target.expand(num_windows, *target.shape).reshape(num_windows * batch_size, *target.shape[1:])
-    per_window = torch.nn.functional.cross_entropy(
-        logits.reshape(num_windows * batch_size, num_classes),
-        repeated_target,
-        weight=None if weight is None else weight.to(counts.dtype),
-        reduction="none",
-        label_smoothing=label_smoothing,
+
+# ------------------------------------------------------------------------------------------------- options
+
+
+@dataclass(frozen=True)
+class _SpikeMaxOptions:
+    """Validated options of both SpikeMax losses; ``window=None`` is the whole recording (spikemax_g)."""
+
+    mode: str
+    temperature: float
+    smoothing: float
+    reduction: str
+    num_classes: int | None
+    label_smoothing: float
+    window: int | None
+    stride: int
+    time_dim: int
+
+
+@dataclass(frozen=True)
+class _MSECountOptions:
+    true_rate: float
+    false_rate: float
+    reduction: str
+    num_classes: int | None
+    time_dim: int
+
+
+def _validate_spikemax_options(
+    mode: object,
+    temperature: object,
+    smoothing: object,
+    reduction: object,
+    num_classes: object,
+    label_smoothing: object,
+    window: object,
+    stride: object,
+    time_dim: object,
+) -> _SpikeMaxOptions:
+    check.check_choice(mode, "mode", check.MODES)
+    check.check_choice(reduction, "reduction", check.REDUCTIONS)
+    if window is not None:
+        check.check_int(window, "window", minimum=1)
+    return _SpikeMaxOptions(
+        mode=mode,  # type: ignore[arg-type]
+        temperature=check.check_temperature(temperature),
+        smoothing=check.check_smoothing(smoothing),
+        reduction=reduction,  # type: ignore[arg-type]
+        num_classes=check.check_num_classes(num_classes),
+        label_smoothing=check.check_real(label_smoothing, "label_smoothing", minimum=0.0, maximum=1.0),
+        window=window,  # type: ignore[arg-type]
+        stride=check.check_int(stride, "stride", minimum=1),
+        time_dim=check.check_time_dim(time_dim),
     )
-    return per_window.view(num_windows, batch_size)
 
 
-class _ExactCountCrossEntropy(torch.autograd.Function):
-    """Probability mode with smoothing 0, where silent classes make logits of -inf.
-
-    Autograd through ``log(c)`` would give ``0 / 0 = NaN`` for a silent class, although the true derivative is
-    finite (``1 / sum_j c_j`` at temperature 1). The closed form
-    ``dL/dc_i = (sum(a) * p_i - a_i) / (temperature * c_i)`` is evaluated without that 0 / 0, and a silent
-    class that carries target mass gives a loss of +inf, never NaN.
-
-    Shapes: counts ``[S, B, C]``, target_mass ``[B, C]``, output ``[S, B]``.
-    """
-
-    @staticmethod
-    def forward(ctx, counts, target_mass, temperature):  # type: ignore[override]
-        logits = counts.log() / temperature
-        log_normaliser = torch.logsumexp(logits, dim=-1, keepdim=True)
-        mass = target_mass.sum(-1, keepdim=True)
-        has_target = target_mass > 0
-        # a * z with the convention 0 * (-inf) = 0: a class with no target mass adds nothing, even when silent.
-        target_term = torch.where(has_target, target_mass * logits, 0).sum(-1)
-        normaliser_term = torch.where(mass > 0, mass * log_normaliser, 0).squeeze(-1)
-        # A silent class that carries target mass has p = 0: the loss is +inf.
-        silent_target = (has_target & torch.isneginf(logits)).any(-1)
-        loss = torch.where(silent_target, torch.inf, normaliser_term - target_term)
-        ctx.save_for_backward(counts, log_normaliser, target_mass)
-        ctx.temperature = temperature
-        return loss
-
-    @staticmethod
-    @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_loss):  # type: ignore[override]
-        counts, log_normaliser, target_mass = ctx.saved_tensors
-        temperature = ctx.temperature
-        mass = target_mass.sum(-1, keepdim=True)
-        has_target = target_mass > 0
-        # p_i / c_i = c_i^(1/T - 1) / sum_j c_j^(1/T), computed in the log domain; xlogy makes 0 * log 0 = 0,
-        # so at temperature 1 a silent class gets the finite 1 / sum_j c_j.
-        probability_over_count = torch.exp(torch.xlogy(1.0 / temperature - 1.0, counts) - log_normaliser)
-        mass_over_count = torch.where(has_target, target_mass / counts, 0)
-        gradient = (torch.where(mass > 0, mass * probability_over_count, 0) - mass_over_count) / temperature
-        # A silent target class: -a_i / c_i = -inf dominates (mass * p_i / c_i may be +inf too when T > 1: the
-        # limit of their difference is still -inf). Every class silent: p is 0 / 0; leave non-targets at 0.
-        silent_target = has_target & (counts == 0)
-        all_silent = torch.isneginf(log_normaliser)
-        gradient = torch.where(all_silent, 0.0, gradient)
-        gradient = torch.where(silent_target, -torch.inf, gradient)
-        gradient = grad_loss.unsqueeze(-1) * gradient
-        # A window whose loss is not used (zero upstream gradient) contributes exactly 0, never 0 * inf.
-        gradient = torch.where(grad_loss.unsqueeze(-1) == 0, 0, gradient)
-        return gradient, None, None
+def _validate_mse_count_options(
+    true_rate: object, false_rate: object, reduction: object, num_classes: object, time_dim: object
+) -> _MSECountOptions:
+    return _MSECountOptions(
+        true_rate=check.check_rate(true_rate, "true_rate"),
+        false_rate=check.check_rate(false_rate, "false_rate"),
+        reduction=check.check_choice(reduction, "reduction", check.REDUCTIONS),
+        num_classes=check.check_num_classes(num_classes),
+        time_dim=check.check_time_dim(time_dim),
+    )
 
 
-def _target_probabilities(target: Tensor, num_classes: int, label_smoothing: float, dtype: torch.dtype) -> Tensor:
-    """Class indices [B] or probabilities [B, C] -> smoothed target distribution [B, C] (as cross_entropy)."""
+# typed: 1 and 1.0 (and True and 1) are validated separately.
+_cached_spikemax_options = functools.lru_cache(maxsize=256, typed=True)(_validate_spikemax_options)
+_cached_mse_count_options = functools.lru_cache(maxsize=256, typed=True)(_validate_mse_count_options)
+
+
+def _validated(validate: Callable[..., _Options], cached: Callable[..., _Options]) -> Callable[..., _Options]:
+    """``validate``, answered from ``cached`` (a dictionary lookup) for options seen before."""
+
+    def options(*values: object) -> _Options:
+        if not torch.compiler.is_compiling():  # dynamo does not trace into lru_cache; validating is cheap anyway
+            try:
+                return cached(*values)
+            except TypeError:
+                pass  # an unhashable option: the uncached call below raises the error that names it
+        return validate(*values)
+
+    return options
+
+
+_spikemax_options = _validated(_validate_spikemax_options, _cached_spikemax_options)
+_mse_count_options = _validated(_validate_mse_count_options, _cached_mse_count_options)
+
+
+# ---------------------------------------------------------------------------------------------- the losses
+
+
+def _target_distribution(target: Tensor, num_classes: int, label_smoothing: float, dtype: torch.dtype) -> Tensor:
+    """Class indices [B] or probabilities [B, C] -> the smoothed target distribution [B, C] (as cross_entropy)."""
     if target.is_floating_point():
-        probabilities = target.to(dtype)
+        distribution = target.to(dtype)
     else:
-        probabilities = torch.nn.functional.one_hot(target.long(), num_classes).to(dtype)
+        distribution = (target.unsqueeze(-1) == torch.arange(num_classes, device=target.device)).to(dtype)
     if label_smoothing > 0:
-        probabilities = probabilities * (1 - label_smoothing) + label_smoothing / num_classes
-    return probabilities
+        distribution = distribution * (1 - label_smoothing) + label_smoothing / num_classes
+    return distribution
 
 
-def _sample_weights(target: Tensor, weight: Tensor | None, dtype: torch.dtype) -> Tensor | None:
-    """Weight of each sample for a weighted mean: weight[target] for class indices, sum_i weight_i t_i for soft."""
-    if weight is None:
-        return None
-    weight = weight.to(dtype)
+def _sample_weights(target: Tensor, weight: Tensor, num_classes: int) -> Tensor:
+    """Each sample's weight [B]: ``weight[target]`` for class indices, ``sum_i weight_i t_i`` for probabilities.
+
+    Indices are clamped so that this can run before the value checks have seen the target (an out-of-range
+    index is then reported by the checks, not by an indexing error).
+    """
     if target.is_floating_point():
-        return target.to(dtype) @ weight
-    return weight[target.long()]
+        return target.to(weight.dtype) @ weight
+    return weight[target.clamp(0, num_classes - 1)]
 
 
 def _reduce(per_sample: Tensor, reduction: str, mean_denominator: Tensor | None) -> Tensor:
-    """Reduce [B] losses; ``mean_denominator`` replaces the batch size in the mean (weighted mean)."""
+    """Reduce [B] losses; ``mean_denominator`` replaces the batch size in the mean (a weighted mean)."""
     if reduction == "none":
         return per_sample
     if reduction == "sum":
@@ -143,55 +160,214 @@ def _reduce(per_sample: Tensor, reduction: str, mean_denominator: Tensor | None)
     return per_sample.sum() / mean_denominator
 
 
-def _spikemax(
-    spikes: Tensor,
-    target: Tensor,
-    *,
-    window: int | None,
-    stride: int,
-    mode: str,
-    temperature: float,
-    smoothing: float,
-    weight: Tensor | None,
-    reduction: str,
-    num_classes: int | None,
-    label_smoothing: float,
-) -> Tensor:
-    """SpikeMax over causal windows; ``window=None`` is the global loss (one window of length T)."""
-    check.check_spikes(spikes)
-    num_steps, _, num_outputs = spikes.shape
-    num_classes = check.resolve_num_classes(num_outputs, num_classes)
-    check.check_target(target, spikes, num_classes)
-    weight = check.check_weight(weight, num_classes, spikes)
-    check.check_choice(mode, "mode", check._MODES)
-    check.check_choice(reduction, "reduction", check._REDUCTIONS)
-    temperature = check.check_real(temperature, "temperature", minimum=0.0, exclusive=True)
-    smoothing = check.check_real(smoothing, "smoothing", minimum=0.0)
-    label_smoothing = check.check_real(label_smoothing, "label_smoothing", minimum=0.0, maximum=1.0)
-    if window is None:
-        window = num_steps
+def _count_logits(counts: Tensor, options: _SpikeMaxOptions) -> Tensor:
+    """Finite count logits: ``log(c + smoothing) / temperature`` or ``c / temperature``."""
+    if options.mode == "softmax":
+        logits = counts
+    elif options.smoothing == 1.0:
+        logits = torch.log1p(counts)
     else:
-        check.check_int(window, "window", minimum=1, maximum=num_steps)
-    check.check_int(stride, "stride", minimum=1)
+        logits = (counts + options.smoothing).log()
+    return logits if options.temperature == 1.0 else logits / options.temperature
 
-    counts = window_counts(spikes, num_classes, window, stride)  # [S, B, C]
-    check.check_values(counts, target, num_classes)
-    per_window = _count_cross_entropy(
-        counts,
-        target,
-        weight,
-        mode=mode,
-        temperature=temperature,
-        smoothing=smoothing,
+
+def _cross_entropy(
+    logits: Tensor,
+    target: Tensor,
+    weight: Tensor | None,
+    label_smoothing: float,
+    reduction: str,
+    mean_denominator: Tensor | None,
+) -> Tensor:
+    """:func:`torch.nn.functional.cross_entropy` of logits [R, C]; ``mean_denominator`` as torch's weighted mean."""
+    if weight is not None and weight.requires_grad and torch.is_grad_enabled():
+        # torch's nll_loss does not differentiate its weight: the same loss, written out, differentiates all.
+        num_classes = logits.shape[-1]
+        mass = _target_distribution(target, num_classes, label_smoothing, logits.dtype) * weight.to(logits.dtype)
+        per_row = -(mass * torch.log_softmax(logits, -1)).sum(-1)
+        return _reduce(per_row, reduction, mean_denominator)
+    return torch.nn.functional.cross_entropy(
+        logits,
+        target.to(logits.dtype) if target.is_floating_point() else target,
+        weight=None if weight is None else weight.to(logits.dtype),
+        reduction=reduction,
         label_smoothing=label_smoothing,
     )
-    per_sample = per_window[0] if per_window.shape[0] == 1 else per_window.mean(0)
-    # torch's cross_entropy divides a weighted mean by sum_b weight[target_b] for class indices but by B for
-    # probability targets; we follow it exactly.
-    denominator = None
-    if weight is not None and not target.is_floating_point():
-        denominator = _sample_weights(target, weight, counts.dtype).sum()
-    return _reduce(per_sample, reduction, denominator)
+
+
+def _spikemax_loss(spikes: Tensor, target: Tensor, weight: Tensor | None, options: _SpikeMaxOptions) -> Tensor:
+    """Both SpikeMax losses for validated options (the functions and the modules call this)."""
+    time_dim = options.time_dim
+    num_steps, batch_size, num_outputs = check.check_spikes(spikes, time_dim)
+    num_classes = check.resolve_num_classes(num_outputs, options.num_classes)
+    target = check.check_target(target, spikes, batch_size, num_classes, time_dim)
+    weight = check.check_weight(weight, num_classes, spikes)
+    window = num_steps
+    if options.window is not None:
+        window = check.check_int(options.window, "window", minimum=1, maximum=num_steps, why=" (T, the time steps)")
+    if window == num_steps:
+        counts = total_counts(spikes, num_classes, time_dim)  # [B, C]
+    else:
+        counts = window_counts(spikes, num_classes, window, options.stride, time_dim)  # [S, B, C]
+    # torch's weighted mean divides by sum_b weight[target_b] for class indices, by B for probabilities.
+    mean_denominator = None
+    if weight is not None and options.reduction == "mean" and not target.is_floating_point():
+        mean_denominator = _sample_weights(target, weight.to(counts.dtype), num_classes).sum()
+    if check.values_checkable(spikes, target, weight):
+        check.check_values(counts, target, num_classes, weight, mean_denominator=mean_denominator)
+
+    if options.mode == "probability" and options.smoothing == 0:
+        distribution = _target_distribution(target, num_classes, options.label_smoothing, counts.dtype)
+        if options.label_smoothing == 1:
+            distribution = distribution.detach()  # the target has no effect; avoid 0 * inf in its gradient
+        per_window = _ExactProbabilityNLL.apply(
+            counts if counts.dim() == 3 else counts.unsqueeze(0),
+            distribution,
+            None if weight is None else weight.to(counts.dtype),
+            options.temperature,
+        )  # [S, B]
+        per_sample = per_window[0] if per_window.shape[0] == 1 else per_window.mean(0)
+        return _reduce(per_sample, options.reduction, mean_denominator)
+
+    logits = _count_logits(counts, options)
+    if counts.dim() == 2:  # one window: torch reduces
+        return _cross_entropy(logits, target, weight, options.label_smoothing, options.reduction, mean_denominator)
+    num_windows = logits.shape[0]
+    per_row = _cross_entropy(
+        logits.flatten(0, 1),
+        target.expand(num_windows, *target.shape).flatten(0, 1),
+        weight,
+        options.label_smoothing,
+        "none",
+        None,
+    )
+    per_sample = per_row.view(num_windows, batch_size).mean(0)
+    return _reduce(per_sample, options.reduction, mean_denominator)
+
+
+class _ExactProbabilityNLL(torch.autograd.Function):
+    """Probability mode with smoothing 0, where a silent class has a count logit of -inf.
+
+    Per window ``s`` and sample ``b``, with the target mass ``a_i = distribution_i * weight_i``,
+    ``L = sum_i a_i (log sum_j c_j^(1/T) - log(c_i) / T)``. Autograd through ``log(c)`` would give ``0 / 0 = NaN``
+    for a silent class although the derivative is finite, ``dL/dc_i = (A p_i - a_i) / (T c_i)`` with
+    ``A = sum_i a_i``, which is ``A / sum_j c_j`` for a silent non-target at T = 1. Conventions where the
+    formula is singular: a silent class carrying target mass gives ``L = +inf`` and ``dL/dc_i = -inf`` (never
+    NaN); when every class is silent the non-targets get 0; ``dL/da_i = -log p_i`` is ``+inf`` for a silent
+    class; a zero weight or zero target share multiplies an infinite factor to exactly 0, since the loss does
+    not depend on it there.
+
+    Differentiable once, in every input (counts, target distribution, weight). A second derivative raises (see
+    :class:`_FirstDerivativeOnly`) rather than being silently 0. ``torch.func.vmap`` / ``grad`` work.
+
+    Shapes: counts ``[S, B, C]``, distribution ``[B, C]``, weight ``[C]`` or None; output ``[S, B]``.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(counts: Tensor, distribution: Tensor, weight: Tensor | None, temperature: float) -> Tensor:
+        mass = distribution if weight is None else distribution * weight
+        logits = counts.log() / temperature
+        log_normaliser = torch.logsumexp(logits, dim=-1)
+        total_mass = mass.sum(-1)
+        has_mass = mass > 0
+        # a * z with 0 * (-inf) = 0: a class without target mass adds nothing, even when silent.
+        target_term = torch.where(has_mass, mass * logits, 0).sum(-1)
+        normaliser_term = torch.where(total_mass > 0, total_mass * log_normaliser, 0)
+        silent_target = (has_mass & (counts == 0)).any(-1)
+        return torch.where(silent_target, torch.inf, normaliser_term - target_term)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[override]
+        counts, distribution, weight, temperature = inputs
+        ctx.save_for_backward(counts, distribution, weight)
+        ctx.temperature = temperature
+
+    @staticmethod
+    def backward(ctx, grad_loss):  # type: ignore[override]
+        counts, distribution, weight = ctx.saved_tensors
+        needs_counts, needs_distribution, needs_weight = ctx.needs_input_grad[:3]
+        graph_wanted = torch.is_grad_enabled()  # create_graph=True or a torch.func transform
+        with torch.no_grad():
+            gradients = _exact_nll_gradients(
+                counts, distribution, weight, ctx.temperature, grad_loss, needs_counts, needs_distribution, needs_weight
+            )
+        if graph_wanted:
+            gradients = tuple(
+                None if gradient is None else _FirstDerivativeOnly.apply(gradient, counts) for gradient in gradients
+            )
+        return (*gradients, None)
+
+
+def _exact_nll_gradients(
+    counts: Tensor,
+    distribution: Tensor,
+    weight: Tensor | None,
+    temperature: float,
+    grad_loss: Tensor,
+    needs_counts: bool,
+    needs_distribution: bool,
+    needs_weight: bool,
+) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+    """The closed-form first derivatives of :class:`_ExactProbabilityNLL` (see its docstring)."""
+    mass = distribution if weight is None else distribution * weight
+    logits = counts.log() / temperature
+    log_normaliser = torch.logsumexp(logits, dim=-1, keepdim=True)  # [S, B, 1]
+    all_silent = torch.isneginf(log_normaliser)
+    upstream = grad_loss.unsqueeze(-1)
+    unused = upstream == 0  # a window whose loss does not matter contributes exactly 0, never 0 * inf
+    grad_counts = grad_distribution = grad_weight = None
+    if needs_counts:
+        total_mass = mass.sum(-1, keepdim=True)
+        has_mass = mass > 0
+        # p_i / c_i = c_i^(1/T - 1) / sum_j c_j^(1/T) in the log domain; xlogy makes 0 * log 0 = 0 at T = 1, so a
+        # silent class gets the finite 1 / sum_j c_j there.
+        probability_over_count = torch.exp(torch.xlogy(1.0 / temperature - 1.0, counts) - log_normaliser)
+        mass_over_count = torch.where(has_mass, mass / counts, 0)
+        derivative = (torch.where(total_mass > 0, total_mass * probability_over_count, 0) - mass_over_count)
+        derivative = torch.where(all_silent, 0.0, derivative / temperature)
+        # A silent target class: -a_i / c_i = -inf dominates (A p_i / c_i may be +inf too when T > 1; the limit
+        # of their difference is still -inf).
+        derivative = torch.where(has_mass & (counts == 0), -torch.inf, derivative)
+        grad_counts = torch.where(unused, 0, upstream * derivative)
+    if needs_distribution or needs_weight:
+        negative_log_probability = torch.where(all_silent, torch.inf, log_normaliser - logits)  # [S, B, C]
+        grad_mass = torch.where(unused, 0, upstream * negative_log_probability).sum(0)  # [B, C]
+        if needs_distribution:
+            grad_distribution = grad_mass if weight is None else torch.where(weight == 0, 0, grad_mass * weight)
+        if needs_weight:
+            grad_weight = torch.where(distribution == 0, 0, grad_mass * distribution).sum(0)
+    return grad_counts, grad_distribution, grad_weight
+
+
+class _FirstDerivativeOnly(torch.autograd.Function):
+    """Identity on a first derivative; differentiating it again raises a clear error.
+
+    ``torch.autograd.function.once_differentiable`` only guards when the incoming gradient requires grad, so a
+    second derivative through the smoothing-0 loss came out as a silent 0. ``anchor`` ties the output into the
+    graph of the spikes, so that any further differentiation reaches this node.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(gradient: Tensor, anchor: Tensor) -> Tensor:
+        return gradient.clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[override]
+        pass
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        raise RuntimeError(
+            "spikemax_g / spikemax_s with mode='probability' and smoothing=0 are differentiable once: their "
+            "closed-form gradient (exact at silent classes) has no second derivative implemented, so "
+            "create_graph=True followed by another differentiation, torch.func.grad of a gradient, hessian and "
+            "jacfwd-over-jacrev are not supported. Use smoothing > 0 (e.g. 1e-6), which is differentiable any "
+            "number of times."
+        )
 
 
 def spikemax_g(
@@ -205,50 +381,49 @@ def spikemax_g(
     reduction: str = "mean",
     num_classes: int | None = None,
     label_smoothing: float = 0.0,
+    time_dim: int = 0,
 ) -> Tensor:
     r"""Global SpikeMax loss: cross-entropy of the spike-count probability over the whole time window.
 
-    With counts ``c = spikes.sum(0)`` and ``x_i = c_i + smoothing``, ``mode="probability"`` computes
+    With counts ``c = spikes.sum(time_dim)`` and ``x_i = c_i + smoothing``, ``mode="probability"`` computes
     ``p_i = x_i^(1/temperature) / sum_j x_j^(1/temperature)`` and the loss ``-log p_target``
     (temperature 1: ``p_i = (c_i + smoothing) / sum_j (c_j + smoothing)``). ``mode="softmax"`` uses
     ``softmax(c / temperature)`` instead.
 
     Args:
         spikes: output spikes, binary or graded, ``>= 0``.
-        target: class indices, or class probabilities (soft targets; each row sums to 1).
+        target: class indices (any integer dtype but uint64), or class probabilities (soft targets; each row
+            sums to 1 within ``max(1e-4, 2 * eps)`` of its dtype).
         mode: ``"probability"`` (spike-count probability, the paper's loss) or ``"softmax"``.
-        temperature: divides the count logits; ``< 1`` sharpens, ``> 1`` flattens.
-        smoothing: ``alpha >= 0`` added to every count in probability mode. The default 1.0 keeps a silent true
-            class at a finite loss with a finite gradient (the authors' code floors counts at 1 for the same
-            reason); ``0`` is the paper's exact formula, where a silent true class gives a loss of ``+inf``
-            (never NaN). Ignored in softmax mode.
-        weight: per-class weights, as in :func:`torch.nn.functional.cross_entropy`.
+        temperature: divides the count logits, in ``[1e-4, 1e4]``; ``< 1`` sharpens, ``> 1`` flattens.
+        smoothing: ``alpha`` added to every count in probability mode: 0 or a number in ``[1e-30, 1e30]``. The
+            default 1.0 keeps a silent true class at a finite loss with a finite gradient (the authors' code
+            floors counts at 1 for the same reason); ``0`` is the paper's exact formula, where a silent true
+            class gives a loss of ``+inf`` and a gradient of ``-inf`` on it (never NaN), and the loss is
+            differentiable once (a second derivative raises). Ignored in softmax mode.
+        weight: per-class weights, finite and ``>= 0``, as in :func:`torch.nn.functional.cross_entropy`; may
+            require grad.
         reduction: ``"mean"`` (weighted mean with ``weight``), ``"sum"`` or ``"none"``.
         num_classes: with population coding, the number of classes C; the N output neurons are split into C
             contiguous groups of ``N / C`` and counted per group. ``None`` means ``N = C``.
         label_smoothing: as in :func:`torch.nn.functional.cross_entropy`.
+        time_dim: the time dimension of ``spikes``; the other two are batch, then output neurons.
 
     Shape:
-        - spikes: ``(T, B, N)`` with ``N = C`` or ``N = k * C`` (population coding)
+        - spikes: ``(T, B, N)`` with ``time_dim=0`` (snnTorch, Norse), ``(B, N, T)`` with ``time_dim=-1``
+          (lava-dl), ``(B, T, N)`` with ``time_dim=1``; ``N = C`` or ``N = k * C`` (population coding)
         - target: ``(B)`` integer class indices in ``[0, C)``, or ``(B, C)`` floating probabilities
         - weight: ``(C)``
         - output: scalar, or ``(B)`` with ``reduction="none"``
 
-    Float16/bfloat16 spikes are counted and the loss computed in float32; the loss is float32 then.
+    Float16/bfloat16 spikes are counted and the loss computed in float32; the loss is float32 then. Value
+    checks (finite non-negative counts, valid targets and weights) cost one host synchronisation; see
+    :func:`spikemax_plugins.set_value_checks`.
     """
-    return _spikemax(
-        spikes,
-        target,
-        window=None,
-        stride=1,
-        mode=mode,
-        temperature=temperature,
-        smoothing=smoothing,
-        weight=weight,
-        reduction=reduction,
-        num_classes=num_classes,
-        label_smoothing=label_smoothing,
+    options = _spikemax_options(
+        mode, temperature, smoothing, reduction, num_classes, label_smoothing, None, 1, time_dim
     )
+    return _spikemax_loss(spikes, target, weight, options)
 
 
 def spikemax_s(
@@ -264,6 +439,7 @@ def spikemax_s(
     reduction: str = "mean",
     num_classes: int | None = None,
     label_smoothing: float = 0.0,
+    time_dim: int = 0,
 ) -> Tensor:
     r"""Sliding-window SpikeMax loss: the SpikeMax cross-entropy on causal windows, averaged over time.
 
@@ -273,8 +449,9 @@ def spikemax_s(
     window is scored, a network must be right early and stay right, which lowers decision latency.
     ``window = T`` gives exactly :func:`spikemax_g`.
 
-    The window counts are differences of one cumulative sum: the cost is O(T * B * C) for any window length and
-    the extra memory is O(T * B * C).
+    Window counts add up only the window's own spikes (van Herk / Gil-Werman blocks, partial sums in float64
+    for float32 spikes): their error does not grow with t or with the size of earlier spikes, and the cost is
+    O(T * B * C) for any window length, with O(T * B * C) extra memory.
 
     Args:
         window: window length in time steps, ``1 <= window <= T``.
@@ -282,25 +459,40 @@ def spikemax_s(
         Every other argument is as in :func:`spikemax_g`.
 
     Shape:
-        - spikes: ``(T, B, N)``
+        - spikes: ``(T, B, N)``, or another layout with ``time_dim``
         - target: ``(B)`` or ``(B, C)``
         - output: scalar, or ``(B)`` with ``reduction="none"``
     """
     if window is None:
         raise TypeError("window must be an int in [1, T], got None (use spikemax_g for the whole window)")
-    return _spikemax(
-        spikes,
-        target,
-        window=window,
-        stride=stride,
-        mode=mode,
-        temperature=temperature,
-        smoothing=smoothing,
-        weight=weight,
-        reduction=reduction,
-        num_classes=num_classes,
-        label_smoothing=label_smoothing,
+    options = _spikemax_options(
+        mode, temperature, smoothing, reduction, num_classes, label_smoothing, window, stride, time_dim
     )
+    return _spikemax_loss(spikes, target, weight, options)
+
+
+def _mse_count_loss(spikes: Tensor, target: Tensor, weight: Tensor | None, options: _MSECountOptions) -> Tensor:
+    """The MSE count loss for validated options (the function and the module call this)."""
+    time_dim = options.time_dim
+    num_steps, batch_size, num_outputs = check.check_spikes(spikes, time_dim)
+    num_classes = check.resolve_num_classes(num_outputs, options.num_classes)
+    target = check.check_target(target, spikes, batch_size, num_classes, time_dim)
+    weight = check.check_weight(weight, num_classes, spikes)
+    counts = total_counts(spikes, num_classes, time_dim)
+    sample_weights = None if weight is None else _sample_weights(target, weight.to(counts.dtype), num_classes)
+    mean_denominator = None if sample_weights is None or options.reduction != "mean" else sample_weights.sum()
+    if check.values_checkable(spikes, target, weight):
+        check.check_values(counts, target, num_classes, weight, mean_denominator=mean_denominator)
+    scale = num_steps * (num_outputs // num_classes)  # each of the k neurons of a class aims at rate * T
+    true_count, false_count = options.true_rate * scale, options.false_rate * scale
+    if target.is_floating_point():
+        target_counts = false_count + (true_count - false_count) * target.to(counts.dtype)
+    else:
+        target_counts = torch.full_like(counts, false_count).scatter(1, target.unsqueeze(1), true_count)
+    per_sample = (counts - target_counts).square().mean(-1)
+    if sample_weights is not None:
+        per_sample = per_sample * sample_weights
+    return _reduce(per_sample, options.reduction, mean_denominator)
 
 
 def mse_count(
@@ -312,6 +504,7 @@ def mse_count(
     weight: Tensor | None = None,
     num_classes: int | None = None,
     reduction: str = "mean",
+    time_dim: int = 0,
 ) -> Tensor:
     r"""Spike-count mean squared error, the usual baseline (SLAYER numSpikes, lava-dl SpikeRate, snnTorch).
 
@@ -325,30 +518,13 @@ def mse_count(
     weighted mean divides by the sum of those sample weights, and ``reduction="sum"`` sums.
 
     Args:
-        true_rate, false_rate: target firing rates per neuron and step, ``>= 0``.
-        weight, num_classes, reduction: as in :func:`spikemax_g`.
+        true_rate, false_rate: target firing rates per neuron and step, in ``[0, 1e6]``.
+        weight, num_classes, reduction, time_dim: as in :func:`spikemax_g`.
 
     Shape:
-        - spikes: ``(T, B, N)``
+        - spikes: ``(T, B, N)``, or another layout with ``time_dim``
         - target: ``(B)`` or ``(B, C)``
         - output: scalar, or ``(B)`` with ``reduction="none"``
     """
-    check.check_spikes(spikes)
-    num_steps, _, num_outputs = spikes.shape
-    num_classes = check.resolve_num_classes(num_outputs, num_classes)
-    check.check_target(target, spikes, num_classes)
-    weight = check.check_weight(weight, num_classes, spikes)
-    check.check_choice(reduction, "reduction", check._REDUCTIONS)
-    true_rate = check.check_real(true_rate, "true_rate", minimum=0.0)
-    false_rate = check.check_real(false_rate, "false_rate", minimum=0.0)
-
-    counts = total_counts(spikes, num_classes)
-    check.check_values(counts, target, num_classes)
-    probabilities = _target_probabilities(target, num_classes, 0.0, counts.dtype)
-    neurons_per_class = num_outputs // num_classes
-    target_counts = (false_rate + (true_rate - false_rate) * probabilities) * (num_steps * neurons_per_class)
-    per_sample = (counts - target_counts).square().mean(-1)
-    sample_weights = _sample_weights(target, weight, counts.dtype)
-    if sample_weights is None:
-        return _reduce(per_sample, reduction, None)
-    return _reduce(per_sample * sample_weights, reduction, sample_weights.sum())
+    options = _mse_count_options(true_rate, false_rate, reduction, num_classes, time_dim)
+    return _mse_count_loss(spikes, target, weight, options)

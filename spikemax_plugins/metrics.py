@@ -1,18 +1,29 @@
-"""Decision metrics over time-first spike tensors: counts, predictions, accuracy, latency and energy.
+"""Decision metrics over spike recordings: counts, predictions, accuracy, latency and energy.
 
 A prediction is the class with the most spikes. A tie for the maximum (all-silent output included) is no
-decision: :func:`predict` returns ``-1`` there, and accuracy counts it as wrong.
+decision: :func:`predict` returns ``-1`` there, and accuracy counts it as wrong. Decisions count spikes in
+float64 (exact integers up to 2**53; float32 only on devices without float64), so two different counts never
+tie by rounding.
+
+Every function takes the spikes in any layout: ``time_dim`` names the time dimension, the others are batch
+and then neurons. Each function has a streaming twin, a ``torchmetrics.Metric`` that accumulates over batches
+and synchronises across processes (:class:`SpikeAccuracy`, :class:`AccuracyOverTime`, :class:`TimeToDecision`,
+:class:`SynapticOperations`, and :class:`~spikemax_plugins.early_exit.EarlyExitMetric`); the function and the
+class share the private helpers below, so that streaming over any split of a data set gives the function's
+value on the whole. The classes import torchmetrics when first used.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
 
 from . import _validation as check
-from ._counts import running_counts, total_counts
+from ._counts import accumulation_dtype, decision_dtype, running_counts, time_first, total_counts
 
 __all__ = [
     "spike_counts",
@@ -21,140 +32,298 @@ __all__ = [
     "accuracy_over_time",
     "time_to_decision",
     "synaptic_operations",
+    "SpikeAccuracy",
+    "AccuracyOverTime",
+    "TimeToDecision",
+    "SynapticOperations",
+    "EarlyExitMetric",
 ]
+
+if TYPE_CHECKING:
+    from ._metric_classes import AccuracyOverTime, EarlyExitMetric, SpikeAccuracy, SynapticOperations, TimeToDecision
 
 NO_DECISION = -1
 
 
+# ------------------------------------------------------------------------------------------- shared helpers
+
+
 def _validated_counts(
-    spikes: Tensor, num_classes: int | None, target: Tensor | None = None, *, running: bool = False
-) -> Tensor:
-    """Checks the arguments and returns the total counts [B, C] (or running counts [T, B, C])."""
-    check.check_spikes(spikes)
-    num_classes = check.resolve_num_classes(spikes.shape[-1], num_classes)
+    spikes: Tensor,
+    num_classes: int | None,
+    time_dim: int,
+    target: Tensor | None = None,
+    *,
+    running: bool = False,
+    dtype: torch.dtype | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """Check the arguments; return the counts (``[B, C]``, or ``[T, B, C]`` when ``running``) and the target.
+
+    ``dtype`` defaults to :func:`~spikemax_plugins._counts.decision_dtype`.
+    """
+    time_dim = check.check_time_dim(time_dim)
+    _, batch_size, num_outputs = check.check_spikes(spikes, time_dim)
+    num_classes = check.resolve_num_classes(num_outputs, check.check_num_classes(num_classes))
     if target is not None:
-        check.check_target(target, spikes, num_classes, allow_soft=False)
-    counts = running_counts(spikes, num_classes) if running else total_counts(spikes, num_classes)
-    check.check_values(counts, target, num_classes)
-    return counts
+        target = check.check_target(target, spikes, batch_size, num_classes, time_dim, allow_soft=False)
+    dtype = decision_dtype(spikes.device) if dtype is None else dtype
+    count = running_counts if running else total_counts
+    counts = count(spikes, num_classes, time_dim, dtype)
+    if check.values_checkable(spikes, target):
+        check.check_values(counts, target, num_classes)
+    return counts, target
 
 
 def _argmax_or_no_decision(counts: Tensor) -> Tensor:
-    """[..., C] counts -> [...] class index of the unique maximum, or -1 where the maximum is tied."""
-    top_two = counts.topk(2, dim=-1).values
-    unique_maximum = top_two[..., 0] > top_two[..., 1]
-    return torch.where(unique_maximum, counts.argmax(-1), NO_DECISION)
+    """``[..., C]`` counts -> ``[...]`` class index of the unique maximum, or ``-1`` where the maximum is tied."""
+    top_two = counts.topk(2, dim=-1)
+    unique_maximum = top_two.values[..., 0] > top_two.values[..., 1]
+    return torch.where(unique_maximum, top_two.indices[..., 0], NO_DECISION)
 
 
-def spike_counts(spikes: Tensor, num_classes: int | None = None) -> Tensor:
+def _correct_count(spikes: Tensor, target: Tensor, num_classes: int | None, time_dim: int) -> Tensor:
+    """Number of samples whose prediction is right (int64 scalar)."""
+    counts, target = _validated_counts(spikes, num_classes, time_dim, target)
+    return (_argmax_or_no_decision(counts) == target).sum()
+
+
+def _correct_over_time(spikes: Tensor, target: Tensor, num_classes: int | None, time_dim: int) -> Tensor:
+    """Number of samples whose running prediction is right at each step, int64 ``[T]``."""
+    counts, target = _validated_counts(spikes, num_classes, time_dim, target, running=True)
+    return (_argmax_or_no_decision(counts) == target).sum(-1)
+
+
+def _decision_steps(spikes: Tensor, num_classes: int | None, time_dim: int) -> Tensor:
+    """Per sample, the first step from which the running prediction stays final; ``-1``: no final decision."""
+    counts, _ = _validated_counts(spikes, num_classes, time_dim, running=True)
+    predictions = _argmax_or_no_decision(counts)  # [T, B]
+    final = predictions[-1]
+    steps = torch.arange(predictions.shape[0], device=predictions.device).unsqueeze(-1)
+    # The decision settles one step after the last step whose prediction differs from the final one.
+    last_difference = torch.where(predictions != final, steps, -1).amax(0)
+    return torch.where(final == NO_DECISION, NO_DECISION, last_difference + 1)
+
+
+def _layer_shape(spikes: Tensor, time_dim: int) -> tuple[int, int, tuple[int, ...]]:
+    """(T, B, per-step neuron shape) of one layer's spikes with time at ``time_dim``."""
+    shape = list(spikes.shape)
+    num_steps = shape.pop(time_dim)
+    return num_steps, shape[0], tuple(shape[1:])
+
+
+def _operations_per_sample(
+    layer_spikes: Sequence[Tensor],
+    fan_out: Sequence[int | float | Tensor],
+    until: Tensor | None = None,
+    time_dim: int = 0,
+) -> Tensor:
+    """Checked synaptic operations per sample, float64 ``[B]`` (see :func:`synaptic_operations`)."""
+    if isinstance(layer_spikes, Tensor) or not isinstance(layer_spikes, Sequence):
+        raise TypeError(
+            "layer_spikes must be a sequence (list or tuple) of spike tensors, one per layer, got "
+            f"{type(layer_spikes).__name__}; wrap a single layer in a list"
+        )
+    if isinstance(fan_out, Tensor) or not isinstance(fan_out, Sequence):
+        raise TypeError(
+            f"fan_out must be a sequence with one entry per layer (a number or a tensor), got {type(fan_out).__name__}"
+        )
+    if len(layer_spikes) == 0:
+        raise ValueError("layer_spikes must hold at least one layer, got an empty sequence")
+    if len(fan_out) != len(layer_spikes):
+        raise ValueError(f"fan_out must have one entry per layer ({len(layer_spikes)}), got {len(fan_out)}")
+    first = layer_spikes[0]
+    statistics: list[tuple[str, Tensor]] = []  # (what, tensor whose extremes are checked)
+    total: Tensor | None = None
+    reference: tuple[int, int] | None = None
+    for index, (spikes, layer_fan_out) in enumerate(zip(layer_spikes, fan_out, strict=True)):
+        name = f"layer_spikes[{index}]"
+        if not isinstance(spikes, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(spikes).__name__}")
+        if not spikes.is_floating_point():
+            raise TypeError(f"{name} must be a floating-point tensor (binary or graded spikes), got {spikes.dtype}")
+        if spikes.dim() < 3:
+            raise ValueError(f"{name} must have a time, a batch and at least one neuron dimension, got shape "
+                             f"{tuple(spikes.shape)}")
+        if spikes.device != first.device:
+            raise ValueError(f"{name} is on {spikes.device} but layer_spikes[0] is on {first.device}")
+        layer_time_dim = check.check_time_dim(time_dim, spikes.dim())
+        num_steps, batch_size, neuron_shape = _layer_shape(spikes, layer_time_dim)
+        if reference is None:
+            reference = (num_steps, batch_size)
+        elif (num_steps, batch_size) != reference:
+            raise ValueError(
+                f"{name} must share T and B with layer_spikes[0] (T = {reference[0]}, B = {reference[1]}), got "
+                f"T = {num_steps}, B = {batch_size} (shape {tuple(spikes.shape)}, time_dim={time_dim})"
+            )
+        if isinstance(layer_fan_out, Tensor):
+            if not layer_fan_out.is_floating_point():
+                raise TypeError(f"fan_out[{index}] must be a floating-point tensor, got {layer_fan_out.dtype}")
+            if layer_fan_out.device != spikes.device:
+                raise ValueError(f"fan_out[{index}] is on {layer_fan_out.device} but {name} is on {spikes.device}")
+            try:
+                torch.broadcast_shapes(layer_fan_out.shape, neuron_shape)
+            except RuntimeError:
+                raise ValueError(
+                    f"fan_out[{index}] must broadcast against one step of {name}, {neuron_shape}, got shape "
+                    f"{tuple(layer_fan_out.shape)}"
+                ) from None
+            if torch.broadcast_shapes(layer_fan_out.shape, neuron_shape) != neuron_shape:
+                raise ValueError(
+                    f"fan_out[{index}] must broadcast to one step of {name}, {neuron_shape}, without enlarging it, "
+                    f"got shape {tuple(layer_fan_out.shape)}"
+                )
+            statistics.append((f"fan_out[{index}]", layer_fan_out))
+            weights: Tensor | float = layer_fan_out.to(decision_dtype(spikes.device))
+        elif isinstance(layer_fan_out, (int, float)) and not isinstance(layer_fan_out, bool):
+            weights = check.check_real(layer_fan_out, f"fan_out[{index}]", minimum=0.0)
+        else:
+            raise TypeError(f"fan_out[{index}] must be a number >= 0 or a tensor, got {type(layer_fan_out).__name__}")
+        statistics.append((name, spikes))
+        steps = time_first(spikes, layer_time_dim).to(decision_dtype(spikes.device))  # [T, B, *neurons]
+        per_step = (steps * weights).flatten(2).sum(-1)  # [T, B]
+        total = per_step if total is None else total + per_step
+    assert total is not None and reference is not None
+    if until is not None:
+        if not check.is_index_tensor(until):
+            kind = f"a tensor of dtype {until.dtype}" if isinstance(until, Tensor) else type(until).__name__
+            raise TypeError(f"until must be an integer tensor [B] of last steps, got {kind}")
+        if until.shape != (reference[1],):
+            raise ValueError(f"until must be [B] = [{reference[1]}], got shape {tuple(until.shape)}")
+        if until.device != first.device:
+            raise ValueError(f"until is on {until.device} but layer_spikes is on {first.device}")
+        statistics.append(("until", until))
+        steps_index = torch.arange(reference[0], device=total.device).unsqueeze(-1)
+        total = torch.where(steps_index <= until.unsqueeze(0), total, 0)
+    if check.values_checkable(*(tensor for _, tensor in statistics)):
+        _check_operation_values(statistics, reference[0])
+    return total.sum(0)
+
+
+def _check_operation_values(statistics: list[tuple[str, Tensor]], num_steps: int) -> None:
+    with torch.no_grad():
+        extremes = check._read([value for _, tensor in statistics for value in torch.aminmax(tensor.detach())])
+    for position, (what, _) in enumerate(statistics):
+        low, high = extremes[2 * position], extremes[2 * position + 1]
+        if what == "until":
+            if low < 0 or high > num_steps - 1:
+                raise ValueError(f"until must hold steps in [0, {num_steps - 1}], got values in [{low}, {high}]")
+            continue
+        kind = "spikes" if what.startswith("layer") else "synapses per neuron"
+        if not (math.isfinite(low) and math.isfinite(high)) or low < 0:
+            raise ValueError(f"{what} must be finite and >= 0 ({kind}), got values in [{low:.6g}, {high:.6g}]")
+
+
+# ---------------------------------------------------------------------------------------------- functions
+
+
+def spike_counts(spikes: Tensor, num_classes: int | None = None, *, time_dim: int = 0) -> Tensor:
     """Spike count per class, summed over time (and over each class's neuron group with population coding).
 
+    Differentiable. Counts are exact integers up to 2**24 in float32 (2**53 in float64); :func:`predict` and
+    the other decision metrics count in float64 regardless.
+
     Shape:
-        - spikes: ``(T, B, N)`` with ``N = C`` or ``N = k * C``
-        - output: ``(B, C)``, float32 for half-precision spikes, else the spikes' dtype
+        - spikes: ``(T, B, N)`` with ``time_dim=0`` (or another layout, see ``time_dim``); ``N = C`` or
+          ``N = k * C``
+        - output: ``(B, C)``, float32 for half-precision and float32 spikes, float64 for float64
     """
-    return _validated_counts(spikes, num_classes)
+    counts, _ = _validated_counts(spikes, num_classes, time_dim, dtype=accumulation_dtype(spikes.dtype))
+    return counts
 
 
 @torch.no_grad()
-def predict(spikes: Tensor, num_classes: int | None = None) -> Tensor:
+def predict(spikes: Tensor, num_classes: int | None = None, *, time_dim: int = 0) -> Tensor:
     """Class with the most spikes; ``-1`` where the maximum is tied (all-silent output included).
 
     Shape:
-        - spikes: ``(T, B, N)``
+        - spikes: ``(T, B, N)``, or another layout with ``time_dim``
         - output: ``(B)`` int64
     """
-    return _argmax_or_no_decision(_validated_counts(spikes, num_classes))
+    counts, _ = _validated_counts(spikes, num_classes, time_dim)
+    return _argmax_or_no_decision(counts)
 
 
 @torch.no_grad()
-def accuracy(spikes: Tensor, target: Tensor, num_classes: int | None = None) -> Tensor:
+def accuracy(spikes: Tensor, target: Tensor, num_classes: int | None = None, *, time_dim: int = 0) -> Tensor:
     """Fraction of samples whose :func:`predict` equals the target (a tie counts as wrong).
 
     Shape:
-        - spikes: ``(T, B, N)``
+        - spikes: ``(T, B, N)``, or another layout with ``time_dim``
         - target: ``(B)`` integer class indices
         - output: scalar float32
     """
-    prediction = _argmax_or_no_decision(_validated_counts(spikes, num_classes, target))
-    return (prediction == target).float().mean()
+    correct = _correct_count(spikes, target, num_classes, time_dim)
+    return correct.to(torch.float32) / target.shape[0]
 
 
 @torch.no_grad()
-def accuracy_over_time(spikes: Tensor, target: Tensor, num_classes: int | None = None) -> Tensor:
+def accuracy_over_time(
+    spikes: Tensor, target: Tensor, num_classes: int | None = None, *, time_dim: int = 0
+) -> Tensor:
     """Accuracy of the prediction from the counts up to and including each step.
 
     ``accuracy_over_time(spikes, target)[-1] == accuracy(spikes, target)``.
 
     Shape:
-        - spikes: ``(T, B, N)``
+        - spikes: ``(T, B, N)``, or another layout with ``time_dim``
         - target: ``(B)`` integer class indices
         - output: ``(T)`` float32
     """
-    predictions = _argmax_or_no_decision(_validated_counts(spikes, num_classes, target, running=True))  # [T, B]
-    return (predictions == target).float().mean(-1)
+    return _correct_over_time(spikes, target, num_classes, time_dim).to(torch.float32) / target.shape[0]
 
 
 @torch.no_grad()
-def time_to_decision(spikes: Tensor, num_classes: int | None = None) -> Tensor:
+def time_to_decision(spikes: Tensor, num_classes: int | None = None, *, time_dim: int = 0) -> Tensor:
     """First step from which the running prediction equals the final prediction at every later step.
 
     The running prediction at step t is :func:`predict` on the counts of steps ``0..t``. A sample whose final
     prediction is a tie (no decision) gets ``-1``; otherwise the value lies in ``[0, T-1]``.
 
     Shape:
-        - spikes: ``(T, B, N)``
+        - spikes: ``(T, B, N)``, or another layout with ``time_dim``
         - output: ``(B)`` int64
     """
-    predictions = _argmax_or_no_decision(_validated_counts(spikes, num_classes, running=True))  # [T, B]
-    final = predictions[-1]
-    differs = predictions != final
-    num_steps = predictions.shape[0]
-    steps = torch.arange(num_steps, device=spikes.device).unsqueeze(-1)
-    # The decision settles one step after the last step whose prediction differs from the final one.
-    last_difference = torch.where(differs, steps, -1).amax(0)
-    return torch.where(final == NO_DECISION, NO_DECISION, last_difference + 1)
+    return _decision_steps(spikes, num_classes, time_dim)
 
 
 @torch.no_grad()
-def synaptic_operations(layer_spikes: Sequence[Tensor], fan_out: Sequence[int | float | Tensor]) -> Tensor:
+def synaptic_operations(
+    layer_spikes: Sequence[Tensor],
+    fan_out: Sequence[int | float | Tensor],
+    *,
+    until: Tensor | None = None,
+    time_dim: int = 0,
+) -> Tensor:
     """Synaptic operations per sample: sum over layers, steps and neurons of spikes times fan-out.
 
     Each spike of a neuron drives one operation per outgoing synapse, the energy proxy NeuroBench counts for
-    SNNs. ``fan_out[l]`` is layer ``l``'s number of outgoing synapses per neuron: a number, or a tensor that
-    broadcasts against one step of that layer (e.g. ``(N_l)`` for per-neuron fan-out).
+    SNNs. ``fan_out[l]`` is layer ``l``'s number of outgoing synapses per neuron: a number ``>= 0``, or a float
+    tensor that broadcasts to one step of that layer (e.g. ``(N_l)`` for per-neuron fan-out). With ``until``,
+    only steps ``0..until[b]`` of sample ``b`` count: the operations spent up to an early exit
+    (:mod:`spikemax_plugins.early_exit`). Spikes and fan-outs must be finite and ``>= 0``.
 
     Shape:
-        - layer_spikes: a sequence of ``(T, B, ...)`` tensors, one per layer, with the same T and B
+        - layer_spikes: a sequence of tensors, one per layer, each with time at ``time_dim``, then batch, then
+          any neuron shape (``(T, B, N_l)`` or ``(T, B, C, H, W)`` with ``time_dim=0``), all with the same T
+          and B
         - fan_out: a sequence of the same length
-        - output: ``(B)``, float32 (float64 if any layer is float64)
+        - until: ``(B)`` integer steps in ``[0, T-1]``, or None for the whole recording
+        - output: ``(B)``, float64 (exact for operation counts up to 2**53)
     """
-    if isinstance(layer_spikes, Tensor):
-        raise TypeError("layer_spikes must be a sequence of [T, B, ...] tensors, one per layer; wrap one in a list")
-    layer_spikes = list(layer_spikes)
-    fan_out = list(fan_out)
-    if not layer_spikes:
-        raise ValueError("layer_spikes must hold at least one layer, got an empty sequence")
-    if len(fan_out) != len(layer_spikes):
-        raise ValueError(f"fan_out must have one entry per layer ({len(layer_spikes)}), got {len(fan_out)}")
-    reference_shape = None
-    total = None
-    for index, (spikes, layer_fan_out) in enumerate(zip(layer_spikes, fan_out, strict=True)):
-        name = f"layer_spikes[{index}]"
-        if not isinstance(spikes, Tensor) or not spikes.is_floating_point() or spikes.dim() < 3:
-            shape = tuple(spikes.shape) if isinstance(spikes, Tensor) else type(spikes).__name__
-            raise ValueError(f"{name} must be a floating-point tensor [T, B, ...], got {shape}")
-        if reference_shape is None:
-            reference_shape = spikes.shape[:2]
-        elif spikes.shape[:2] != reference_shape:
-            raise ValueError(
-                f"{name} must share T and B with layer_spikes[0] {tuple(reference_shape)}, got {tuple(spikes.shape)}"
-            )
-        if isinstance(layer_fan_out, Tensor):
-            layer_fan_out = layer_fan_out.to(spikes.device)
-        elif isinstance(layer_fan_out, bool) or not isinstance(layer_fan_out, (int, float)) or layer_fan_out < 0:
-            raise ValueError(f"fan_out[{index}] must be a number >= 0 or a tensor, got {layer_fan_out!r}")
-        dtype = check.accumulation_dtype(spikes.dtype)
-        per_sample = (spikes.to(dtype) * layer_fan_out).flatten(2).sum(-1).sum(0)
-        total = per_sample if total is None else total + per_sample
-    return total
+    return _operations_per_sample(layer_spikes, fan_out, until, time_dim)
+
+
+# ----------------------------------------------------------------------------- streaming (torchmetrics) twins
+
+_METRIC_CLASSES = ("SpikeAccuracy", "AccuracyOverTime", "TimeToDecision", "SynapticOperations", "EarlyExitMetric")
+
+
+def __getattr__(name: str) -> Any:
+    # The torchmetrics classes load on first use: `import spikemax_plugins` must work even where torchmetrics
+    # cannot be imported (it imports torchvision whenever that is installed, and a torchvision built for another
+    # torch fails to load).
+    if name in _METRIC_CLASSES:
+        from . import _metric_classes
+
+        return getattr(_metric_classes, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

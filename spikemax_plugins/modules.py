@@ -1,35 +1,36 @@
-"""``nn.Module`` twins of :mod:`spikemax_plugins.functional`: they store options and call the function."""
+"""``nn.Module`` twins of :mod:`spikemax_plugins.functional`: they validate their options once, when built, keep
+``weight`` as a buffer, and call the same implementation as the functions."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from torch import Tensor, nn
 
+from . import _validation as check
 from . import functional as F
 
 __all__ = ["SpikeMaxGLoss", "SpikeMaxSLoss", "MSECountLoss"]
 
 
 class _WeightedLoss(nn.Module):
-    """Keeps ``weight`` as a buffer (so ``.to(device)`` moves it) and the other options as attributes."""
+    """Keeps ``weight`` as a buffer (so ``.to(device)`` moves it); ``options`` are validated by the subclass."""
 
     weight: Tensor | None
 
-    def __init__(self, weight: Tensor | None, **options: Any) -> None:
+    def __init__(self, weight: Tensor | None) -> None:
         super().__init__()
-        self.register_buffer("weight", weight)
-        self.options = options
+        self.register_buffer("weight", check.check_weight_option(weight))
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{key}={value!r}" for key, value in self.options.items())
+        return ", ".join(f"{key}={value!r}" for key, value in vars(self.options).items())
 
 
 class SpikeMaxGLoss(_WeightedLoss):
-    """Global SpikeMax loss, see :func:`spikemax_plugins.functional.spikemax_g`.
+    """Global SpikeMax loss, see :func:`spikemax_plugins.functional.spikemax_g` (same options).
+
+    Options are checked when the module is built; a bad option raises here, not at the first batch.
 
     Shape:
-        - spikes: ``(T, B, N)``
+        - spikes: ``(T, B, N)``, or another layout with ``time_dim``
         - target: ``(B)`` class indices or ``(B, C)`` probabilities
         - output: scalar, or ``(B)`` with ``reduction="none"``
     """
@@ -44,26 +45,23 @@ class SpikeMaxGLoss(_WeightedLoss):
         reduction: str = "mean",
         num_classes: int | None = None,
         label_smoothing: float = 0.0,
+        time_dim: int = 0,
     ) -> None:
-        super().__init__(
-            weight,
-            mode=mode,
-            temperature=temperature,
-            smoothing=smoothing,
-            reduction=reduction,
-            num_classes=num_classes,
-            label_smoothing=label_smoothing,
+        super().__init__(weight)
+        self.options = F._spikemax_options(
+            mode, temperature, smoothing, reduction, num_classes, label_smoothing, None, 1, time_dim
         )
+        _check_weight_classes(self.weight, num_classes)
 
     def forward(self, spikes: Tensor, target: Tensor) -> Tensor:
-        return F.spikemax_g(spikes, target, weight=self.weight, **self.options)
+        return F._spikemax_loss(spikes, target, self.weight, self.options)
 
 
 class SpikeMaxSLoss(_WeightedLoss):
-    """Sliding-window SpikeMax loss, see :func:`spikemax_plugins.functional.spikemax_s`.
+    """Sliding-window SpikeMax loss, see :func:`spikemax_plugins.functional.spikemax_s` (same options).
 
     Shape:
-        - spikes: ``(T, B, N)``
+        - spikes: ``(T, B, N)``, or another layout with ``time_dim``
         - target: ``(B)`` class indices or ``(B, C)`` probabilities
         - output: scalar, or ``(B)`` with ``reduction="none"``
     """
@@ -80,28 +78,25 @@ class SpikeMaxSLoss(_WeightedLoss):
         reduction: str = "mean",
         num_classes: int | None = None,
         label_smoothing: float = 0.0,
+        time_dim: int = 0,
     ) -> None:
-        super().__init__(
-            weight,
-            window=window,
-            stride=stride,
-            mode=mode,
-            temperature=temperature,
-            smoothing=smoothing,
-            reduction=reduction,
-            num_classes=num_classes,
-            label_smoothing=label_smoothing,
+        super().__init__(weight)
+        if window is None:
+            raise TypeError("window must be an int >= 1, got None (use SpikeMaxGLoss for the whole window)")
+        self.options = F._spikemax_options(
+            mode, temperature, smoothing, reduction, num_classes, label_smoothing, window, stride, time_dim
         )
+        _check_weight_classes(self.weight, num_classes)
 
     def forward(self, spikes: Tensor, target: Tensor) -> Tensor:
-        return F.spikemax_s(spikes, target, weight=self.weight, **self.options)
+        return F._spikemax_loss(spikes, target, self.weight, self.options)
 
 
 class MSECountLoss(_WeightedLoss):
-    """Spike-count MSE baseline, see :func:`spikemax_plugins.functional.mse_count`.
+    """Spike-count MSE baseline, see :func:`spikemax_plugins.functional.mse_count` (same options).
 
     Shape:
-        - spikes: ``(T, B, N)``
+        - spikes: ``(T, B, N)``, or another layout with ``time_dim``
         - target: ``(B)`` class indices or ``(B, C)`` probabilities
         - output: scalar, or ``(B)`` with ``reduction="none"``
     """
@@ -114,10 +109,16 @@ class MSECountLoss(_WeightedLoss):
         weight: Tensor | None = None,
         num_classes: int | None = None,
         reduction: str = "mean",
+        time_dim: int = 0,
     ) -> None:
-        super().__init__(
-            weight, true_rate=true_rate, false_rate=false_rate, num_classes=num_classes, reduction=reduction
-        )
+        super().__init__(weight)
+        self.options = F._mse_count_options(true_rate, false_rate, reduction, num_classes, time_dim)
+        _check_weight_classes(self.weight, num_classes)
 
     def forward(self, spikes: Tensor, target: Tensor) -> Tensor:
-        return F.mse_count(spikes, target, weight=self.weight, **self.options)
+        return F._mse_count_loss(spikes, target, self.weight, self.options)
+
+
+def _check_weight_classes(weight: Tensor | None, num_classes: int | None) -> None:
+    if weight is not None and num_classes is not None and weight.shape[0] != num_classes:
+        raise ValueError(f"weight must be [C] = [num_classes] = [{num_classes}], got shape {tuple(weight.shape)}")

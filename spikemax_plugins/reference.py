@@ -98,14 +98,16 @@ def time_to_decision(spikes, num_classes: int | None = None) -> np.ndarray:
     return result
 
 
-def synaptic_operations(layer_spikes: Sequence, fan_out: Sequence) -> np.ndarray:
+def synaptic_operations(layer_spikes: Sequence, fan_out: Sequence, until=None) -> np.ndarray:
+    """Time-first layers [T, B, ...]; with ``until`` [B], only steps 0..until[b] of sample b count."""
     total = None
     for spikes, layer_fan_out in zip(layer_spikes, fan_out, strict=True):
         spikes = np.asarray(spikes, dtype=np.float64)
         weights = np.broadcast_to(np.asarray(layer_fan_out, dtype=np.float64), spikes.shape[2:])
         per_sample = np.zeros(spikes.shape[1])
-        for t in range(spikes.shape[0]):
-            for b in range(spikes.shape[1]):
+        for b in range(spikes.shape[1]):
+            last_step = spikes.shape[0] - 1 if until is None else int(until[b])
+            for t in range(last_step + 1):
                 per_sample[b] += float(np.sum(spikes[t, b] * weights))
         total = per_sample if total is None else total + per_sample
     return total

@@ -30,26 +30,68 @@ except ModuleNotFoundError as error:
         'spikemax_norse needs Norse, which is not installed: pip install "spikemax-plugins[norse]"', name="norse"
     ) from error
 
-from torch import Tensor
+from torch import Tensor, nn
 
-from spikemax_plugins import _registration, functional, modules
+from spikemax_plugins import _registration, early_exit, functional, modules
 
-__all__ = ["SpikeMaxGLoss", "SpikeMaxSLoss", "MSECountLoss", "spikemax_g", "spikemax_s", "register", "unregister"]
+__all__ = [
+    "SpikeMaxGLoss",
+    "SpikeMaxSLoss",
+    "MSECountLoss",
+    "spikemax_g",
+    "spikemax_s",
+    "run_early_exit",
+    "register",
+    "unregister",
+]
 
 SpikesOrNorseOutput = Tensor | tuple[Tensor, Any]
 
 
+def _is_state(value: object) -> bool:
+    """A Norse state: a NamedTuple of tensors (or nested states), None, or a list/tuple of states (one a layer)."""
+    if value is None:
+        return True
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return all(isinstance(item, Tensor) or item is None or _is_state(item) for item in value)
+    if isinstance(value, (list, tuple)):
+        return all(_is_state(item) for item in value)
+    return False
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, Tensor):
+        return f"Tensor{tuple(value.shape)}"
+    if isinstance(value, tuple) and hasattr(value, "_fields"):
+        return f"{type(value).__name__}({', '.join(value._fields)})"
+    return type(value).__name__
+
+
 def spikes_of(output: SpikesOrNorseOutput) -> Tensor:
-    """The spikes ``[T, B, N]`` of a Norse module's ``(spikes, state)`` output, or the tensor itself."""
+    """The spikes of a Norse module's ``(spikes, state)`` output, or a spike tensor itself.
+
+    Accepted: a tensor; or a plain 2-tuple ``(spikes, state)`` whose ``state`` is what Norse modules return:
+    ``None``, a state NamedTuple (``LIFFeedForwardState(v, i)``, ...) or a list of them (``SequentialState``).
+    Refused, with the reason: a state NamedTuple itself (its first field is a voltage, not spikes; this is
+    what ``LIF(record_states=True)``'s recorded state looks like), a tuple of another length, a first element
+    that is not a tensor, a second element that is not a Norse state.
+    """
+    if isinstance(output, Tensor):
+        return output
+    if isinstance(output, tuple) and hasattr(output, "_fields"):
+        raise TypeError(
+            f"spikes must be spikes, got a Norse state {_describe(output)}: its first field is a membrane "
+            "quantity, not spikes. Pass the module's output tuple (spikes, state), or its spikes"
+        )
     if isinstance(output, tuple):
-        if len(output) != 2 or not isinstance(output[0], Tensor):
-            kinds = ", ".join(type(item).__name__ for item in output)
-            raise TypeError(
-                f"spikes must be a tensor [T, B, N] or a Norse module's (spikes, state) tuple, "
-                f"got a tuple of {len(output)} ({kinds})"
-            )
-        return output[0]
-    return output
+        if len(output) == 2 and isinstance(output[0], Tensor) and _is_state(output[1]):
+            return output[0]
+        kinds = ", ".join(_describe(item) for item in output)
+        raise TypeError(
+            "spikes must be a tensor or a Norse module's (spikes, state) tuple, where state is None, a Norse "
+            f"state NamedTuple or a list of them; got a tuple of {len(output)} ({kinds})"
+        )
+    raise TypeError(f"spikes must be a tensor or a Norse module's (spikes, state) tuple, got {_describe(output)}")
 
 
 class SpikeMaxGLoss(modules.SpikeMaxGLoss):
@@ -102,6 +144,58 @@ def spikemax_s(spikes: SpikesOrNorseOutput, target: Tensor, **options: Any) -> T
     Shape: as :func:`spikemax_g`.
     """
     return functional.spikemax_s(spikes_of(spikes), target, **options)
+
+
+def run_early_exit(
+    model: nn.Module,
+    inputs: Tensor,
+    rule: early_exit.ExitRule,
+    *,
+    target: Tensor | None = None,
+    time_dim: int = 0,
+) -> early_exit.ExitReport:
+    """Early-exit inference of a Norse model: simulate step by step, stop once every sample has exited.
+
+    ``model`` is a one-step module that threads its state as Norse cells do, ``(output, state) =
+    model(input, state)``: a cell (``LIFCell``, ``LIFBoxCell``, ...) or a ``SequentialState`` of layers and
+    cells. The state starts as ``None`` and is passed back at every step. Time-looping modules (``LIF``,
+    ``LIFRecurrent``: subclasses of ``norse.torch.module.snn.SNN``) are refused, since given one step they would
+    read the batch as time: use their ``...Cell`` twins. See :func:`spikemax_plugins.early_exit.run`::
+
+        model = norse.SequentialState(nn.Linear(20, 32), norse.LIFCell(), nn.Linear(32, 4), norse.LIFCell())
+        rule = early_exit.calibrate(validation_spikes, validation_labels, method="accuracy", alpha=0.01)
+        report = spikemax_norse.run_early_exit(model, test_inputs, rule, target=test_labels)
+
+    Shape:
+        - inputs: ``(T, B, ...)`` (time at ``time_dim``), T equal to the rule's
+        - target: ``(B)``, optional
+    """
+    from norse.torch.module.snn import SNN
+
+    if not isinstance(model, nn.Module):
+        kind = type(model).__name__
+        raise TypeError(f"model must be a torch.nn.Module (a Norse cell or SequentialState), got {kind}")
+    modules = model.named_modules()
+    looping = [f"{name or 'model'}: {type(module).__name__}" for name, module in modules if isinstance(module, SNN)]
+    if looping:
+        raise TypeError(
+            f"model contains time-looping Norse modules ({', '.join(looping)}), which read the first dimension of "
+            "their input as time; stepping them one step at a time would treat the batch as time. Build the "
+            "model from the ...Cell modules (LIFCell, LIFBoxCell, LIFRecurrentCell, ...) for step-by-step inference"
+        )
+    state: Any = None
+
+    def step(step_input: Tensor) -> Tensor:
+        nonlocal state
+        output = model(step_input, state)
+        if not (isinstance(output, tuple) and len(output) == 2):
+            raise TypeError(
+                f"model(input, state) must return (output, state) as Norse cells do, got {_describe(output)}"
+            )
+        spikes, state = output
+        return spikes
+
+    return early_exit.run(step, inputs, rule, target=target, time_dim=time_dim)
 
 
 _REGISTERED: dict[ModuleType, tuple[Any, ...]] = {

@@ -26,8 +26,6 @@ table of snnTorch's built-in losses, so they cannot run these losses (in snnTorc
 
 from __future__ import annotations
 
-from typing import Any
-
 try:
     import snntorch.functional as snntorch_functional
     from snntorch.functional.loss import LossFunctions
@@ -39,11 +37,19 @@ except ModuleNotFoundError as error:
         name="snntorch",
     ) from error
 
-from torch import Tensor
+from torch import Tensor, nn
 
-from spikemax_plugins import _registration, functional, metrics
+from spikemax_plugins import _registration, _validation, early_exit, functional, metrics
 
-__all__ = ["spikemax_g_loss", "spikemax_s_loss", "accuracy_over_time", "time_to_decision", "register", "unregister"]
+__all__ = [
+    "spikemax_g_loss",
+    "spikemax_s_loss",
+    "accuracy_over_time",
+    "time_to_decision",
+    "run_early_exit",
+    "register",
+    "unregister",
+]
 
 
 def _core_num_classes(population_code: bool, num_classes: int | bool) -> int | None:
@@ -63,15 +69,15 @@ class spikemax_g_loss(LossFunctions):  # noqa: N801  (snnTorch names its loss cl
 
     ``loss_fn = SF.spikemax_g_loss()`` (200 outputs for 10 classes: ``SF.spikemax_g_loss(True, 10)``), then
     ``loss = loss_fn(spk_out, targets)``. ``weight``, ``reduction`` and ``label_smoothing`` follow
-    :func:`torch.nn.functional.cross_entropy` (a weighted mean divides by the summed weights).
+    :func:`torch.nn.functional.cross_entropy` (a weighted mean divides by the summed weights). Every option is
+    checked when the loss is built, as torch modules do.
 
     Shape:
         - spk_out: ``(num_steps, batch, num_outputs)``; ``num_outputs = k * num_classes`` with population code
+          (another layout with ``time_dim``, e.g. ``time_dim=1`` for batch-first recordings)
         - targets: ``(batch)`` class indices, or ``(batch, num_classes)`` probabilities
         - output: scalar, or ``(batch)`` with ``reduction="none"``
     """
-
-    _core_loss = staticmethod(functional.spikemax_g)
 
     def __init__(
         self,
@@ -83,21 +89,48 @@ class spikemax_g_loss(LossFunctions):  # noqa: N801  (snnTorch names its loss cl
         temperature: float = 1.0,
         smoothing: float = 1.0,
         label_smoothing: float = 0.0,
+        time_dim: int = 0,
     ) -> None:
-        super().__init__(reduction=reduction, weight=weight)
-        _core_num_classes(population_code, num_classes)  # fail when built, not at the first batch
+        self._build(population_code, num_classes, reduction, weight, mode, temperature, smoothing,
+                    label_smoothing, time_dim, window=None, stride=1)
+        self.__name__ = "spikemax_g_loss"  # snnTorch's losses carry their name on the instance
+
+    def _build(
+        self,
+        population_code: bool,
+        num_classes: int | bool,
+        reduction: str,
+        weight: Tensor | None,
+        mode: str,
+        temperature: float,
+        smoothing: float,
+        label_smoothing: float,
+        time_dim: int,
+        *,
+        window: int | None,
+        stride: int,
+    ) -> None:
+        super().__init__(reduction=reduction, weight=_validation.check_weight_option(weight))
         self.population_code = population_code
         self.num_classes = num_classes
-        self.options = dict(mode=mode, temperature=temperature, smoothing=smoothing, label_smoothing=label_smoothing)
-        self.__name__ = "spikemax_g_loss"  # snnTorch's losses carry their name on the instance
+        self._options = functional._spikemax_options(
+            mode,
+            temperature,
+            smoothing,
+            reduction,
+            _core_num_classes(population_code, num_classes),
+            label_smoothing,
+            window,
+            stride,
+            time_dim,
+        )
 
     # LossFunctions.__call__ would re-reduce with snnTorch's weighted mean; the core already reduces as torch does.
     def __call__(self, spk_out: Tensor, targets: Tensor) -> Tensor:
-        weight = None if self.weight is None else self.weight.to(spk_out.device)
-        num_classes = _core_num_classes(self.population_code, self.num_classes)
-        return self._core_loss(
-            spk_out, targets, weight=weight, reduction=self.reduction, num_classes=num_classes, **self.options
-        )
+        weight = self.weight
+        if weight is not None and weight.device != spk_out.device:
+            weight = weight.to(spk_out.device)  # snnTorch keeps the weight where it was given
+        return functional._spikemax_loss(spk_out, targets, weight, self._options)
 
 
 class spikemax_s_loss(spikemax_g_loss):  # noqa: N801
@@ -107,11 +140,24 @@ class spikemax_s_loss(spikemax_g_loss):  # noqa: N801
     ``window`` and ``stride``, and the shapes are those of :class:`spikemax_g_loss`.
     """
 
-    _core_loss = staticmethod(functional.spikemax_s)
-
-    def __init__(self, window: int, stride: int = 1, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.options.update(window=window, stride=stride)
+    def __init__(
+        self,
+        window: int,
+        stride: int = 1,
+        population_code: bool = False,
+        num_classes: int | bool = False,
+        reduction: str = "mean",
+        weight: Tensor | None = None,
+        mode: str = "probability",
+        temperature: float = 1.0,
+        smoothing: float = 1.0,
+        label_smoothing: float = 0.0,
+        time_dim: int = 0,
+    ) -> None:
+        if window is None:
+            raise TypeError("window must be an int >= 1, got None (use spikemax_g_loss for the whole window)")
+        self._build(population_code, num_classes, reduction, weight, mode, temperature, smoothing,
+                    label_smoothing, time_dim, window=window, stride=stride)
         self.__name__ = "spikemax_s_loss"
 
 
@@ -138,6 +184,42 @@ def time_to_decision(spk_out: Tensor, population_code: bool = False, num_classes
         - output: ``(batch)`` int64 tensor
     """
     return metrics.time_to_decision(spk_out, _core_num_classes(population_code, num_classes))
+
+
+def run_early_exit(
+    net: nn.Module,
+    inputs: Tensor,
+    rule: early_exit.ExitRule,
+    *,
+    target: Tensor | None = None,
+    time_dim: int = 0,
+) -> early_exit.ExitReport:
+    """Early-exit inference of an snnTorch network: simulate step by step, stop once every sample has exited.
+
+    ``net`` is stepped as in snnTorch's tutorials: its hidden state is cleared with ``snntorch.utils.reset``
+    (``init_hidden=True`` layers), then ``net(inputs[t])`` is called once per step; when it returns a tuple (the
+    last ``Leaky(output=True)`` returns ``(spk, mem)``) its first element is taken as the output spikes
+    ``(B, N)``. See :func:`spikemax_plugins.early_exit.run` for the rule and the report::
+
+        rule = early_exit.calibrate(validation_spikes, validation_labels, method="accuracy", alpha=0.01)
+        report = spikemax_snntorch.run_early_exit(net, test_inputs, rule, target=test_labels)
+        report.accuracy, report.exit_fraction, report.steps_simulated
+
+    Shape:
+        - inputs: ``(T, B, ...)`` (time at ``time_dim``), T equal to the rule's
+        - target: ``(B)``, optional
+    """
+    import snntorch.utils
+
+    if not isinstance(net, nn.Module):
+        raise TypeError(f"net must be a torch.nn.Module (an snnTorch network), got {type(net).__name__}")
+    snntorch.utils.reset(net)
+
+    def step(step_input: Tensor) -> Tensor:
+        output = net(step_input)
+        return output[0] if isinstance(output, tuple) else output
+
+    return early_exit.run(step, inputs, rule, target=target, time_dim=time_dim)
 
 
 _REGISTERED = {snntorch_functional: (spikemax_g_loss, spikemax_s_loss, accuracy_over_time, time_to_decision)}

@@ -115,7 +115,7 @@ def test_norse_sequential_state_output_is_spikes_and_state_and_feeds_the_loss():
     ids=["one_item", "three_items", "no_tensor"],
 )
 def test_norse_malformed_tuple_is_a_clear_error(bad_output):
-    with pytest.raises(TypeError, match=r"spikes must be a tensor \[T, B, N\] or a Norse module's \(spikes, state\)"):
+    with pytest.raises(TypeError, match=r"spikes must be a tensor or a Norse module's \(spikes, state\) tuple"):
         norse_torch.SpikeMaxGLoss()(bad_output, torch.tensor([0, 1]))
 
 
