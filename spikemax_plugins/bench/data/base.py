@@ -298,7 +298,7 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
         os.replace(temporary, path)
         temporary = None
     except OSError as error:
-        warnings.warn(f"could not write the cache file {path} ({error})", stacklevel=3)
+        warnings.warn(f"could not write the cache file {path} ({error})", stacklevel=4)
     finally:
         if temporary is not None:
             with contextlib.suppress(OSError):
