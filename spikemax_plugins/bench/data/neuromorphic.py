@@ -15,6 +15,10 @@ channel is tonic's polarity value ``p`` (0 or 1). Recordings are read lazily, on
 
 Splits: tonic's official test set is the test split; validation is carved from the official training set
 (20 %, stratified, fixed per seed).
+
+Before the data set is returned, its labels and the events of every recording it uses are checked
+(:mod:`.validation`): a bad file raises :class:`InvalidDatasetError` at load time, naming the file and the
+problem, instead of failing mid-training or training on empty frames.
 """
 
 from __future__ import annotations
@@ -27,9 +31,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from . import validation as validation_module  # `validation` names a split here
 from .base import (
     QUICK_SIZES,
     DatasetNotFoundError,
+    InvalidDatasetError,
     ProgressHook,
     SpikeDataset,
     class_balanced_subset,
@@ -209,7 +215,7 @@ def open_recordings(source: RecordedSource, data_dir: Path, train: bool, allow_d
         raise
     except _READ_ERRORS as error:
         path, _ = source.split_path(data_dir, train)
-        raise ValueError(
+        raise InvalidDatasetError(
             f"could not open {source.name!r} at {path}: {type(error).__name__}: {error}. The file may be "
             f"truncated or corrupt: delete it and run again with --download, or replace it."
         ) from error
@@ -228,17 +234,9 @@ def open_recordings(source: RecordedSource, data_dir: Path, train: bool, allow_d
 
 
 def recording_labels(source: RecordedSource, recordings: Dataset) -> np.ndarray:
-    """Every recording's label, read without loading any events."""
-    if source.tonic_class == "SHD":
-        import h5py
-
-        with h5py.File(Path(recordings.location_on_system) / recordings.data_filename, "r") as file:
-            return np.asarray(file["labels"][()], dtype=np.int64)
-    if source.tonic_class == "NTIDIGITS18":
-        return np.asarray(
-            [recordings.class_map[sample.split("-")[-1]] for sample in recordings._samples], dtype=np.int64
-        )
-    return np.asarray(recordings.targets, dtype=np.int64)
+    """Every recording's label, ``int64 [N]``, read without loading any events and checked
+    (:func:`.validation.checked_labels`)."""
+    return validation_module.checked_labels(source, recordings)
 
 
 def events_to_frames(events: np.ndarray, source: RecordedSource, time_steps: int) -> np.ndarray:
@@ -298,7 +296,7 @@ class RecordedFramesDataset(Dataset):
             events, _ = self.recordings[recording]
             frames = events_to_frames(events, self.source, self.time_steps)
         except _READ_ERRORS as error:
-            raise ValueError(
+            raise InvalidDatasetError(
                 f"could not read recording {recording} of {self.source.name!r} ({self._where(recording)}): "
                 f"{type(error).__name__}: {error}. The file may be truncated or corrupt: delete it and run "
                 f"again with --download, or replace it."
@@ -344,6 +342,13 @@ def build_recorded(
                 (train, validation, test), (train_labels, train_labels, test_labels), QUICK_SIZES, strict=True
             )
         )
+    with progress(f"{name}: checking recordings", len(train) + len(validation) + len(test)) as task:
+        validation_module.check_recordings(
+            source, train_recordings, np.sort(np.concatenate([train, validation])), time_steps, "training"
+        )
+        task.advance(len(train) + len(validation))
+        validation_module.check_recordings(source, test_recordings, test, time_steps, "test")
+        task.advance(len(test))
 
     def frames_of(recordings: Dataset, indices: np.ndarray, labels: np.ndarray) -> RecordedFramesDataset:
         return RecordedFramesDataset(source, recordings, indices, labels, time_steps)
