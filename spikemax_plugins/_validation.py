@@ -241,10 +241,12 @@ def _layout_hint(target_length: int, spikes: Tensor, time_dim: int) -> str:
     """When a target's length matches another dimension of the spikes, say which time_dim that layout needs."""
     hints = []
     for dim, size in enumerate(spikes.shape):
-        if dim == time_dim or size != target_length:
+        if size != target_length:
             continue
-        # The batch is the first non-time dimension; making `dim` the batch needs time before or after it.
-        candidates = [t for t in range(3) if t != dim and [d for d in range(3) if d != t][0] == dim]
+        # The batch is the first non-time dimension: the layouts (other than the current one) that make `dim` it.
+        candidates = [
+            t for t in range(3) if t not in (dim, time_dim) and [d for d in range(3) if d != t][0] == dim
+        ]
         if not candidates:
             continue
         layouts = " or ".join(f"{spike_layout(t)} (time_dim={t})" for t in candidates)
