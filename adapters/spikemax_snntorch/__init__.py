@@ -197,7 +197,8 @@ def run_early_exit(
     """Early-exit inference of an snnTorch network: simulate step by step, stop once every sample has exited.
 
     ``net`` is stepped as in snnTorch's tutorials: its hidden state is cleared with ``snntorch.utils.reset``
-    (``init_hidden=True`` layers), then ``net(inputs[t])`` is called once per step; when it returns a tuple (the
+    (``init_hidden=True`` layers; applied to every submodule, since snnTorch's own call only sees the direct
+    children), then ``net(inputs[t])`` is called once per step; when it returns a tuple (the
     last ``Leaky(output=True)`` returns ``(spk, mem)``) its first element is taken as the output spikes
     ``(B, N)``. See :func:`spikemax_plugins.early_exit.run` for the rule and the report::
 
@@ -213,7 +214,10 @@ def run_early_exit(
 
     if not isinstance(net, nn.Module):
         raise TypeError(f"net must be a torch.nn.Module (an snnTorch network), got {type(net).__name__}")
-    snntorch.utils.reset(net)
+    # snntorch.utils.reset(net) only looks at net's direct children: a network nested in another module would
+    # keep the membrane state of the previous batch. Resetting at every level reaches every neuron.
+    for module in net.modules():
+        snntorch.utils.reset(module)
 
     def step(step_input: Tensor) -> Tensor:
         output = net(step_input)

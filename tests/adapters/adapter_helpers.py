@@ -240,3 +240,42 @@ def assert_never_imports(adapter_name: str, other_host: str) -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def wire_classes(linear: nn.Linear, gain: float = 1.5) -> nn.Linear:
+    """Training-free weights: output neuron c listens to class c's block of input channels (see separable_spikes).
+
+    A preferred channel fires at rate 0.5, so the right output neuron integrates about ``gain * 2.5`` per step
+    and fires within a few steps; the others integrate ``gain * 0.25`` per step.
+    """
+    channels_per_class = NUM_INPUTS // NUM_CLASSES
+    with torch.no_grad():
+        listens = torch.arange(NUM_INPUTS) // channels_per_class == torch.arange(NUM_CLASSES)[:, None]
+        linear.weight.copy_(listens * gain)
+        linear.bias.zero_()
+    return linear
+
+
+class CountingNetwork(nn.Module):
+    """Wraps a network and counts its forward calls (the simulated time steps of an early-exit run)."""
+
+    def __init__(self, network: nn.Module) -> None:
+        super().__init__()
+        self.network = network
+        self.calls = 0
+
+    def forward(self, *arguments):
+        self.calls += 1
+        return self.network(*arguments)
+
+
+def assert_early_exit_run_matches_the_recording(report, rule, recording: Tensor, targets: Tensor, calls: int) -> None:
+    """The runner's report equals :func:`early_exit.evaluate` on the full recording and it stopped when done."""
+    from spikemax_plugins import early_exit
+
+    offline = early_exit.evaluate(rule, recording, targets)
+    assert torch.equal(report.exit_step, offline.exit_step)
+    assert torch.equal(report.prediction, offline.prediction)
+    assert torch.equal(report.prediction_set, offline.prediction_set)
+    assert report.accuracy == offline.accuracy
+    assert calls == report.steps_simulated == int(offline.exit_step.max()) + 1

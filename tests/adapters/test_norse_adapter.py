@@ -215,3 +215,102 @@ def test_norse_lif_network_learns(make_loss, device):
     result = helpers.train_and_evaluate(lif_network, lif_output_tuple, loss_fn, helpers.separable_spikes(), device)
     print(f"final loss {result.losses[-1]:.3f}, test accuracy {result.test_accuracy:.3f}")
     helpers.assert_learned(result)
+
+
+# --- which tuples are spikes (issue 11, finding 5); options checked when built; early exit -----------------------
+
+
+def test_norse_a_recorded_lif_state_is_not_taken_for_spikes():
+    spikes, recorded_state = norse_torch.LIF(record_states=True)(torch.rand(6, 2, NUM_CLASSES) * 3)
+    assert hasattr(recorded_state, "_fields") and recorded_state[0].shape == (6, 2, NUM_CLASSES)  # (v, i) over time
+    with pytest.raises(TypeError, match=r"got a Norse state LIFFeedForwardState\(v, i\): its first field is"):
+        norse_torch.SpikeMaxGLoss()(recorded_state, torch.tensor([0, 1]))
+    assert_same(norse_torch.SpikeMaxGLoss()((spikes, recorded_state), torch.tensor([0, 1])),
+                functional.spikemax_g(spikes, torch.tensor([0, 1])))
+
+
+@pytest.mark.parametrize(
+    "second", [torch.rand(4), "state", 3.0, [torch.rand(2)]], ids=["tensor", "str", "float", "list-of-tensors"]
+)
+def test_norse_a_second_element_that_is_no_norse_state_is_refused(second):
+    with pytest.raises(TypeError, match=r"where state is None, a Norse state NamedTuple or a list of them"):
+        norse_torch.SpikeMaxGLoss()((torch.rand(3, 2, 4), second), torch.tensor([0, 1]))
+
+
+def test_norse_none_and_sequential_state_lists_are_states():
+    model = norse_torch.SequentialState(nn.Linear(NUM_INPUTS, 8), norse_torch.LIF(), nn.Linear(8, 4),
+                                        norse_torch.LIF())
+    spikes, states = model(torch.rand(5, 2, NUM_INPUTS))
+    assert isinstance(states, list)
+    target = torch.tensor([0, 3])
+    for output in ((spikes, states), (spikes, None)):
+        assert_same(norse_torch.SpikeMaxGLoss()(output, target), functional.spikemax_g(spikes, target))
+
+
+@pytest.mark.parametrize(
+    "build, error, words",
+    [
+        (lambda: norse_torch.SpikeMaxGLoss(weight=[1.0, 2.0]), TypeError, ["weight", "torch.Tensor", "list"]),
+        (lambda: norse_torch.SpikeMaxGLoss(mode="bad"), ValueError, ["mode", "'bad'"]),
+        (lambda: norse_torch.SpikeMaxSLoss(window=0), ValueError, ["window", ">= 1"]),
+        (lambda: norse_torch.MSECountLoss(true_rate=-1, false_rate=0), ValueError, ["true_rate", ">= 0"]),
+        (lambda: norse_torch.SpikeMaxGLoss(weight=torch.ones(3), num_classes=4), ValueError, ["weight", "[4]"]),
+    ],
+)
+def test_norse_options_are_checked_when_the_module_is_built(build, error, words):
+    with pytest.raises(error) as raised:
+        build()
+    for word in words:
+        assert word in str(raised.value), f"{word!r} not in {raised.value}"
+
+
+def _norse_wired_cells() -> nn.Module:
+    parameters = norse_torch.LIFParameters(tau_mem_inv=torch.tensor(100.0), v_th=torch.tensor(0.5))
+    return norse_torch.SequentialState(
+        helpers.wire_classes(nn.Linear(NUM_INPUTS, NUM_CLASSES), gain=2.0), norse_torch.LIFCell(parameters)
+    )
+
+
+def _norse_recording(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    state, outputs = None, []
+    with torch.no_grad():
+        for step in inputs:
+            output, state = model(step, state)
+            outputs.append(output)
+    return torch.stack(outputs)
+
+
+def test_norse_early_exit_inference_without_training():
+    from spikemax_plugins import early_exit
+
+    task = helpers.separable_spikes(seed=5)
+    model = helpers.CountingNetwork(_norse_wired_cells())
+    rule = early_exit.calibrate(
+        _norse_recording(model, task.train_inputs), task.train_targets, method="accuracy", alpha=0.02
+    )
+    model.calls = 0
+    report = spikemax_norse.run_early_exit(model, task.test_inputs, rule, target=task.test_targets)
+    calls = model.calls
+    helpers.assert_early_exit_run_matches_the_recording(
+        report, rule, _norse_recording(model, task.test_inputs), task.test_targets, calls
+    )
+    assert report.accuracy > 0.9 and report.exit_fraction < 0.6
+    confident = early_exit.ExitRule(
+        checkpoints=list(range(20)), thresholds=torch.full((20,), 1.0), max_set_size=1, score="margin",
+        smoothing=1.0, num_classes=NUM_CLASSES, num_steps=20,
+    )
+    model.calls = 0
+    report = spikemax_norse.run_early_exit(model, task.test_inputs[:, :8], confident)
+    assert model.calls == report.steps_simulated < 20
+
+
+def test_norse_early_exit_refuses_time_looping_modules():
+    from spikemax_plugins import early_exit
+
+    rule = early_exit.ExitRule(checkpoints=[4], thresholds=torch.tensor([0.5]), max_set_size=1,
+                               score="probability", smoothing=1.0, num_classes=4, num_steps=5)
+    looping = norse_torch.SequentialState(nn.Linear(NUM_INPUTS, 4), norse_torch.LIF())
+    with pytest.raises(TypeError, match=r"time-looping Norse modules \(1: LIF\).*LIFCell"):
+        spikemax_norse.run_early_exit(looping, torch.rand(5, 2, NUM_INPUTS), rule)
+    with pytest.raises(ValueError, match=r"inputs must have the rule's T = 5 steps, got 7"):
+        spikemax_norse.run_early_exit(_norse_wired_cells(), torch.rand(7, 2, NUM_INPUTS), rule)

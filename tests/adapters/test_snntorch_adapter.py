@@ -235,3 +235,94 @@ def test_snntorch_leaky_network_learns(make_loss, device):
     )
     print(f"final loss {result.losses[-1]:.3f}, test accuracy {result.test_accuracy:.3f}")
     helpers.assert_learned(result)
+
+
+# --- options checked when built (issue 11), layouts, early exit -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "factory, options, error, words",
+    [
+        (SF.spikemax_g_loss, {"weight": [1.0, 2.0]}, TypeError, ["weight", "torch.Tensor", "list"]),
+        (SF.spikemax_g_loss, {"weight": torch.tensor([1.0, -1.0])}, ValueError, ["weight", ">= 0", "-1"]),
+        (SF.spikemax_g_loss, {"mode": "bad"}, ValueError, ["mode", "'probability'", "'bad'"]),
+        (SF.spikemax_g_loss, {"temperature": 0.0}, ValueError, ["temperature", ">= 0.0001"]),
+        (SF.spikemax_g_loss, {"reduction": "avg"}, ValueError, ["reduction", "'avg'"]),
+        (lambda **kw: SF.spikemax_s_loss(window=0, **kw), {}, ValueError, ["window", ">= 1", "got 0"]),
+        (lambda **kw: SF.spikemax_s_loss(window=2.5, **kw), {}, TypeError, ["window", "int", "float"]),
+        (lambda **kw: SF.spikemax_s_loss(window=3, stride=0, **kw), {}, ValueError, ["stride", ">= 1"]),
+        (SF.spikemax_g_loss, {"time_dim": 3}, ValueError, ["time_dim", "[-3, 2]"]),
+    ],
+)
+def test_snntorch_options_are_checked_when_the_loss_is_built(factory, options, error, words):
+    with pytest.raises(error) as raised:
+        factory(**options)
+    for word in words:
+        assert word in str(raised.value), f"{word!r} not in {raised.value}"
+
+
+def test_snntorch_loss_takes_batch_first_spikes_with_time_dim():
+    spikes, target = torch.rand(6, 3, 4), torch.tensor([0, 3, 1])
+    assert_same(SF.spikemax_s_loss(2, time_dim=1)(spikes.transpose(0, 1), target), functional.spikemax_s(
+        spikes, target, window=2))
+
+
+def _snntorch_wired_network() -> nn.Module:
+    return nn.Sequential(
+        helpers.wire_classes(nn.Linear(NUM_INPUTS, NUM_CLASSES)),
+        snn.Leaky(beta=0.9, init_hidden=True, output=True),
+    )
+
+
+def _snntorch_recording(network: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
+    for module in network.modules():  # snntorch.utils.reset sees direct children only
+        snntorch.utils.reset(module)
+    with torch.no_grad():
+        return torch.stack([network(step)[0] for step in inputs])
+
+
+def test_snntorch_early_exit_inference_without_training():
+    from spikemax_plugins import early_exit
+
+    task = helpers.separable_spikes(seed=3)
+    network = helpers.CountingNetwork(_snntorch_wired_network())
+    # Calibrate on recorded outputs of held-out samples; run on others.
+    rule = early_exit.calibrate(
+        _snntorch_recording(network, task.train_inputs), task.train_targets, method="accuracy", alpha=0.02
+    )
+    network.calls = 0
+    report = spikemax_snntorch.run_early_exit(network, task.test_inputs, rule, target=task.test_targets)
+    calls = network.calls
+    helpers.assert_early_exit_run_matches_the_recording(
+        report, rule, _snntorch_recording(network, task.test_inputs), task.test_targets, calls
+    )
+    assert report.accuracy > 0.9 and report.exit_fraction < 0.6
+    # A batch whose samples all exit early stops the simulation early.
+    confident = early_exit.ExitRule(
+        checkpoints=list(range(20)), thresholds=torch.full((20,), 1.0), max_set_size=1, score="margin",
+        smoothing=1.0, num_classes=NUM_CLASSES, num_steps=20,
+    )
+    network.calls = 0
+    report = spikemax_snntorch.run_early_exit(network, task.test_inputs[:, :8], confident)
+    assert network.calls == report.steps_simulated < 20
+
+
+def test_snntorch_early_exit_resets_a_network_nested_in_another_module():
+    from spikemax_plugins import early_exit
+
+    task = helpers.separable_spikes(seed=4)
+    nested = helpers.CountingNetwork(_snntorch_wired_network())  # the neurons sit two levels down
+    # Exit at the first step with a unique leader: the exit step moves if any membrane starts charged.
+    rule = early_exit.ExitRule(
+        checkpoints=list(range(20)), thresholds=torch.full((20,), 1.0), max_set_size=1, score="margin",
+        smoothing=1.0, num_classes=NUM_CLASSES, num_steps=20,
+    )
+    from_rest = early_exit.evaluate(rule, _snntorch_recording(nested, task.test_inputs))
+    for _ in range(2):  # the second run starts where the first left its membranes, unless reset
+        report = spikemax_snntorch.run_early_exit(nested, task.test_inputs, rule)
+        assert torch.equal(report.exit_step, from_rest.exit_step)
+
+
+def test_snntorch_early_exit_refuses_what_is_not_a_network():
+    with pytest.raises(TypeError, match=r"net must be a torch.nn.Module"):
+        spikemax_snntorch.run_early_exit(lambda x: x, torch.zeros(3, 2, 4), None)
