@@ -1,13 +1,16 @@
-"""Every equality, conversion factor and difference stated in docs/migration.md, checked numerically.
+"""Every equality, conversion factor, difference and number stated in docs/migration.md, checked numerically.
 
 snnTorch claims run against the installed snnTorch. lava-dl cannot be installed here (its wheels need
-Python < 3.11), so its loss is TRANSCRIBED below from the lava-dl 0.6.0 source; the checks compare our losses
-with that transcription, not with lava-dl itself.
+Python < 3.11) and the SpikeMax authors' code needs slayerPytorch's CUDA extension, so their few lines of torch
+code are TRANSCRIBED below (each transcription is marked as such and names its source); the checks compare our
+losses with those transcriptions, not with lava-dl or the authors' code themselves. The numbers the page quotes
+(shares of samples, mean differences) are computed here and compared with the page's text.
 """
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,6 +19,23 @@ import torch.nn.functional as F
 import spikemax_plugins as smx
 
 SF = pytest.importorskip("snntorch.functional", reason="the snnTorch claims need snnTorch")
+
+PAGE = Path(__file__).resolve().parents[2] / "docs" / "migration.md"
+
+
+def page_text() -> str:
+    return PAGE.read_text(encoding="utf-8")
+
+
+def assert_page_has_row(*cells: str) -> None:
+    """The page has a table row with exactly these cells (spacing around the pipes is ignored)."""
+    rows = {tuple(cell.strip() for cell in line.strip().strip("|").split("|")) for line in page_text().splitlines()}
+    assert tuple(cells) in rows, f"docs/migration.md has no table row {' | '.join(cells)}"
+
+
+def percent(share: float) -> str:
+    return f"{100 * share:.1f} %"
+
 
 TIGHT = {"rtol": 1e-6, "atol": 1e-6}  # float32 rounding: the two sides add the same numbers in another order
 
@@ -281,3 +301,357 @@ def test_accuracy_rate_scores_an_all_silent_output_as_class_zero_ours_as_wrong()
     target = torch.tensor([0, 0, 1, 2])
     assert SF.accuracy_rate(silent, target) == 0.5  # the two samples of class 0 count as right
     assert smx.accuracy(silent, target).item() == 0.0
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# lava-dl SpikeMax, probability mode: any silent class poisons the sample's gradient
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def lava_spike_gradient(spikes_bct, label, moving_window=None):
+    """d(lava-dl's loss)/d(spikes), through the transcription, for probability mode and reduction 'sum'."""
+    leaf = spikes_bct.clone().requires_grad_()
+    lava_spikemax_transcription(leaf, label, moving_window).backward()
+    return leaf.grad
+
+
+def test_lava_probability_a_silent_non_target_class_makes_the_whole_sample_nan():
+    spikes = torch.ones(10, 2, 4)  # [T, B, C]: every class fires at every step ...
+    spikes[:, 0, 3] = 0.0  # ... except class 3 of sample 0, which is not its target
+    target = torch.tensor([0, 1])
+    spikes_bct = spikes.permute(1, 2, 0)
+    lava = lava_spikemax_transcription(spikes_bct, target, reduction="none")
+    assert torch.isfinite(lava).all()  # the loss itself is finite: only the target's log enters it
+    gradient = lava_spike_gradient(spikes_bct, target)
+    assert torch.isnan(gradient[0]).all()  # log's backward is 0 / 0 on the silent class, then the sum spreads it
+    assert torch.isfinite(gradient[1]).all()  # the other sample is untouched
+    ours = spikes.clone().requires_grad_()
+    smx.spikemax_g(ours, target, smoothing=0.0, reduction="sum").backward()
+    assert torch.isfinite(ours.grad).all()
+    assert ours.grad[0, 0, 3].item() == pytest.approx(1 / 30)  # a silent non-target class: 1 / sum(c)
+
+
+def silent_in_some_window(spikes_bct, window):
+    """Whether some class has a zero count in some window of ``window`` steps ending at t = 0 .. T-1; windows
+    ending before step ``window - 1`` are partial (they start before the sample). ``window=None``: the whole
+    sample. Computed from the counts alone, independently of the transcription."""
+    if window is None:
+        return (spikes_bct.sum(-1) == 0).any(-1)
+    running = F.pad(spikes_bct.cumsum(-1), (window, 0))  # running[..., t + window] = sum of steps 0 .. t
+    counts = running[..., window:] - running[..., :-window]  # window counts ending at t = 0 .. T-1
+    return (counts == 0).any(-1).any(-1)
+
+
+def silent_in_some_full_window(spikes_bct, window):
+    counts = spikes_bct.unfold(-1, window, 1).sum(-1)  # full windows only, ending at t = window - 1 .. T-1
+    return (counts == 0).any(-1).any(-1)
+
+
+NAN_SETTING = {"num_samples": 10_000, "num_classes": 10, "num_steps": 25, "seed": 0}
+NAN_PROBABILITIES = [0.05, 0.1, 0.2, 0.3, 0.5]
+
+
+def bernoulli_samples(probability, num_samples, num_classes, num_steps, seed):
+    generator = torch.Generator().manual_seed(seed)
+    spikes_bct = (torch.rand(num_samples, num_classes, num_steps, generator=generator) < probability).float()
+    target = torch.randint(0, num_classes, (num_samples,), generator=generator)
+    return spikes_bct, target
+
+
+@pytest.mark.parametrize("probability", NAN_PROBABILITIES)
+def test_share_of_random_samples_with_nan_gradients_in_lava_probability_mode(probability):
+    """The table on the page: Bernoulli spikes (each neuron fires with probability p at each step), C = 10,
+    T = 25, 10,000 samples; a sample counts when any entry of its spike gradient is NaN. Without a moving window,
+    and with moving_window=10 (then also: the share that full windows alone would give)."""
+    spikes_bct, target = bernoulli_samples(probability, **NAN_SETTING)
+    num_samples, num_classes, num_steps = spikes_bct.shape
+    shares = []
+    for window in (None, 10):
+        nan_samples = torch.isnan(lava_spike_gradient(spikes_bct, target, window)).flatten(1).any(-1)
+        # NaN exactly where some class is silent in some window, partial windows included, whatever the target
+        assert torch.equal(nan_samples, silent_in_some_window(spikes_bct, window))
+        shares.append(nan_samples.float().mean().item())
+    global_share, window_share = shares
+    # without a moving window the NaN covers the whole sample, and its probability is known in closed form
+    gradient = lava_spike_gradient(spikes_bct, target)
+    assert torch.equal(torch.isnan(gradient).flatten(1).any(-1), torch.isnan(gradient).flatten(1).all(-1))
+    analytic = 1 - (1 - (1 - probability) ** num_steps) ** num_classes
+    assert abs(global_share - analytic) < 4 * math.sqrt(analytic * (1 - analytic) / num_samples) + 1e-4
+    full_window_share = silent_in_some_full_window(spikes_bct, 10).float().mean().item()
+    assert_page_has_row(
+        f"{probability:g}", percent(global_share), percent(analytic), percent(window_share), percent(full_window_share)
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# lava-dl SpikeMax, probability mode with a moving window, on full windows
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("window", [1, 3, 8])
+def test_lava_moving_window_probability_on_full_windows_is_spikemax_s_without_smoothing(window):
+    num_steps = 20
+    spikes_bct, spikes, target = lava_case(seed=window, num_steps=num_steps)
+    spikes[:] = torch.maximum(spikes, (torch.arange(num_steps) % window == 0).float()[:, None, None])
+    spikes_bct = spikes.permute(1, 2, 0)  # every class fires at least once in every window
+    per_step = lava_spikemax_transcription(spikes_bct, target, window, reduction="none")
+    per_step = per_step.reshape(target.shape[0], num_steps)[:, window - 1 :]  # [B, full windows]
+    window_counts = spikes.unfold(0, window, 1).sum(-1)  # [full windows, B, C]
+    # per step: lava-dl = ours + log(1 + W * 1e-6 / sum_j c_j(t)), lava-dl's epsilon on rates = counts / W
+    gap = torch.log1p(window * LAVA_EPS / window_counts.sum(-1)).T  # [B, full windows]
+    for step in range(per_step.shape[1]):
+        ours_step = smx.spikemax_g(spikes[step : step + window], target, smoothing=0.0, reduction="none")
+        torch.testing.assert_close(per_step[:, step], ours_step + gap[:, step], rtol=1e-6, atol=1e-6)
+    ours = smx.spikemax_s(spikes, target, window=window, smoothing=0.0, reduction="none")  # mean over windows
+    torch.testing.assert_close(per_step.sum(1), ours * per_step.shape[1] + gap.sum(1), rtol=1e-6, atol=1e-5)
+    assert gap.max() < window * LAVA_EPS  # sum_j c_j(t) >= 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# lava-dl SpikeRate, transcribed
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def lava_spike_rate_transcription(spikes_bct, label, true_rate, false_rate, reduction="sum"):
+    """TRANSCRIPTION (not lava-dl itself) of ``lava.lib.dl.slayer.loss.SpikeRate.forward`` without a moving
+    window, lava-dl 0.6.0: ``Rate.rate`` (mean over time), one-hot target rates, ``F.mse_loss`` over the flattened
+    ``[batch, class]`` rates."""
+    spikes_bct = spikes_bct.reshape(spikes_bct.shape[0], -1, spikes_bct.shape[-1])
+    one_hot = F.one_hot(label, num_classes=spikes_bct.shape[1])
+    spike_rate = spikes_bct.mean(-1)
+    target_rate = true_rate * one_hot + false_rate * (1 - one_hot)
+    return F.mse_loss(spike_rate.flatten(), target_rate.flatten(), reduction=reduction)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lava_spike_rate_sum_is_mse_count_sum_times_classes_over_steps_squared(seed):
+    spikes, target, _ = random_case(num_steps=20, num_classes=5, seed=seed)
+    # 20 * 0.73 = 14.6 and 20 * 0.12 = 2.4 target spikes: the equality shows that neither side truncates them
+    lava = lava_spike_rate_transcription(spikes.permute(1, 2, 0), target, 0.73, 0.12)  # reduction 'sum' by default
+    ours = smx.mse_count(spikes, target, true_rate=0.73, false_rate=0.12, reduction="sum")
+    torch.testing.assert_close(lava, ours * 5 / 20**2)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_lava_spike_rate_mean_is_mse_count_over_steps_squared(seed):
+    spikes, target, _ = random_case(num_steps=20, num_classes=5, seed=seed)
+    lava = lava_spike_rate_transcription(spikes.permute(1, 2, 0), target, 0.73, 0.12, reduction="mean")
+    ours = smx.mse_count(spikes, target, true_rate=0.73, false_rate=0.12)
+    torch.testing.assert_close(lava, ours / 20**2)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The SpikeMax authors' code (sunpengfei1122/Spikemax, file ``loss``), transcribed
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class AuthorsGlobalProbSpikes(torch.autograd.Function):
+    """TRANSCRIPTION (not the authors' code itself) of ``globalProbSpikes`` in the SpikeMax authors' file ``loss``
+    (repository sunpengfei1122/Spikemax): slayer layout ``[N, C, H, W, T]``, counts floored with ``clamp(1)``,
+    loss ``sum(-desired * log p)`` over the batch, and the hand-written backward ``(p - desired) / count`` on every
+    time step."""
+
+    @staticmethod
+    def forward(ctx, spike_out, desired_prob):
+        spike_count = torch.sum(spike_out, 4, keepdim=True).clamp(1)
+        total_spike = spike_count.sum(dim=[1, 2, 3], keepdim=True)
+        probability = spike_count / total_spike
+        ctx.save_for_backward(probability, desired_prob, spike_count)
+        ctx.num_steps = spike_out.shape[-1]
+        return torch.sum(-desired_prob * torch.log(probability))
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        probability, desired_prob, spike_count = ctx.saved_tensors
+        grad = (probability - desired_prob) / spike_count * torch.ones(*probability.shape[:-1], ctx.num_steps)
+        return grad * grad_output, None
+
+
+class AuthorsRunningProbSpikes(torch.autograd.Function):
+    """TRANSCRIPTION (not the authors' code itself) of ``runningProbSpikes`` in the same file: window counts by a
+    causal convolution with ``ones(W)`` (slayerCuda.conv, here a zero-padded running sum), floored with
+    ``clamp(1)``, probabilities per step, loss summed over steps and samples; the backward returns
+    ``(p - desired) / count`` of the window ending at step t as the gradient of the spike at step t."""
+
+    @staticmethod
+    def forward(ctx, spike_out, desired_prob, window):
+        spike_count = authors_window_counts(spike_out, window).clamp(1)
+        total_spike = spike_count.sum(dim=[1, 2, 3], keepdim=True)
+        probability = spike_count / total_spike
+        ctx.save_for_backward(probability, desired_prob, spike_count)
+        return torch.sum(-desired_prob * torch.log(probability))
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        probability, desired_prob, spike_count = ctx.saved_tensors
+        grad = (probability - desired_prob) / spike_count
+        return grad * grad_output, None, None
+
+
+def authors_window_counts(spike_out, window):
+    """Causal box sum over the last (time) axis: the count of steps t - window + 1 .. t, zeros before step 0."""
+    return F.pad(spike_out, (window - 1, 0)).unfold(-1, window, 1).sum(-1)
+
+
+def to_slayer(spikes):
+    """[T, B, C] -> slayer's [N, C, H=1, W=1, T]."""
+    return spikes.permute(1, 2, 0)[:, :, None, None, :].contiguous()
+
+
+def one_hot_slayer(target, num_classes):
+    return F.one_hot(target, num_classes).float()[:, :, None, None, None]
+
+
+def authors_global(spikes, target):
+    """The authors' loss and their gradient, per count ([B, C]; every step of a count gets the same)."""
+    leaf = to_slayer(spikes).requires_grad_()
+    loss = AuthorsGlobalProbSpikes.apply(leaf, one_hot_slayer(target, spikes.shape[-1]))
+    loss.backward()
+    return loss, leaf.grad[:, :, 0, 0, 0]
+
+
+def ours_global(spikes, target, smoothing):
+    leaf = spikes.clone().requires_grad_()
+    loss = smx.spikemax_g(leaf, target, smoothing=smoothing, reduction="none")
+    loss.sum().backward()
+    return loss, leaf.grad[0]
+
+
+def test_authors_loss_is_the_papers_formula_on_counts_floored_at_one_and_so_is_their_gradient():
+    spikes, target = bernoulli_samples(0.08, num_samples=64, num_classes=6, num_steps=20, seed=1)
+    spikes = spikes.permute(2, 0, 1)  # [T, B, C]
+    silent = spikes.sum(0) == 0
+    assert silent.any(), "the example needs silent classes"
+    floored = spikes.clone()
+    floored[0] = torch.where(silent, 1.0, floored[0])  # one spike for each silent class: counts max(1, c)
+    theirs_loss, theirs_gradient = authors_global(spikes, target)
+    ours_loss, ours_gradient = ours_global(floored, target, smoothing=0.0)
+    torch.testing.assert_close(theirs_loss, ours_loss.sum())
+    torch.testing.assert_close(theirs_gradient, ours_gradient)  # the gradient at the floored counts ...
+
+
+def test_authors_gradient_passes_straight_through_the_floor():
+    spikes = torch.zeros(10, 1, 3)
+    spikes[:, 0, 1] = 1.0
+    spikes[:4, 0, 2] = 1.0  # counts (0, 10, 4), target 0: the target is silent
+    target = torch.tensor([0])
+    _, theirs_gradient = authors_global(spikes, target)
+    # ... applied where the floor is flat: the derivative of their own forward there is 0 (autograd through clamp)
+    leaf = to_slayer(spikes).requires_grad_()
+    counts = leaf.sum(4, keepdim=True).clamp(1)
+    torch.sum(-one_hot_slayer(target, 3) * torch.log(counts / counts.sum(1, keepdim=True))).backward()
+    assert leaf.grad[0, 0, 0, 0, 0].item() == 0.0
+    assert theirs_gradient[0, 0].item() == pytest.approx((1 / 15 - 1) / 1)  # (p - d) / max(1, c)
+    # a floor is not a shift: one spike and none score the same for them, not for smoothing=1
+    one_spike = spikes.clone()
+    one_spike[0, 0, 0] = 1.0
+    assert authors_global(one_spike, target)[0].item() == pytest.approx(authors_global(spikes, target)[0].item())
+    assert smx.spikemax_g(one_spike, target).item() < smx.spikemax_g(spikes, target).item() - 0.5
+
+
+AUTHORS_PROBABILITIES = [0.05, 0.1, 0.2, 0.3]
+
+
+@pytest.mark.parametrize("probability", AUTHORS_PROBABILITIES)
+def test_how_close_smoothing_0_and_1_come_to_the_authors_floor(probability):
+    """The table on the page: Bernoulli spikes, C = 10, T = 25, 10,000 samples, one-hot targets."""
+    spikes_bct, target = bernoulli_samples(probability, **NAN_SETTING)
+    spikes = spikes_bct.permute(2, 0, 1)
+    theirs_loss, theirs_gradient = authors_global(spikes, target)
+    counts = spikes.sum(0)
+    theirs_per_sample = -torch.log(counts.clamp(min=1) / counts.clamp(min=1).sum(-1, keepdim=True))
+    theirs_per_sample = theirs_per_sample.gather(1, target[:, None]).squeeze(1)
+    torch.testing.assert_close(theirs_per_sample.sum(), theirs_loss)
+    any_silent = (counts == 0).any(-1)
+    cells = [f"{probability:g}", percent(any_silent.float().mean().item())]
+    for smoothing in (0.0, 1.0):
+        ours_loss, ours_gradient = ours_global(spikes, target, smoothing)
+        finite = torch.isfinite(ours_loss) & torch.isfinite(ours_gradient).all(-1)
+        loss_difference = (ours_loss - theirs_per_sample).abs()[finite]
+        gradient_difference = ((ours_gradient - theirs_gradient).norm(dim=-1) / theirs_gradient.norm(dim=-1))[finite]
+        if smoothing == 0.0:
+            # identical wherever every class fired: the floor does nothing there
+            assert loss_difference[~any_silent[finite]].max() < 1e-5
+            assert gradient_difference[~any_silent[finite]].max() < 1e-5
+            # +inf exactly where the target is silent, never NaN
+            silent_target = counts.gather(1, target[:, None]).squeeze(1) == 0
+            assert torch.equal(~finite, silent_target) and not torch.isnan(ours_gradient).any()
+            cells.append(percent(silent_target.float().mean().item()))
+        else:
+            assert finite.all()
+        cells += [f"{loss_difference.mean().item():.3f}", f"{gradient_difference.mean().item():.3f}"]
+    assert_page_has_row(*cells)
+
+
+def straight_through_floor(counts):
+    """max(1, c) in the forward pass, the identity in the backward pass: the authors' floor, differentiated."""
+    return counts + (counts.clamp(1) - counts).detach()
+
+
+@pytest.mark.parametrize("window", [1, 2, 5])
+def test_authors_sliding_window_gradient_omits_the_window_sum(window):
+    spikes, target = bernoulli_samples(0.5, num_samples=8, num_classes=4, num_steps=12, seed=window)
+    spikes = spikes.permute(2, 0, 1)
+    desired = one_hot_slayer(target, 4)
+    theirs = to_slayer(spikes).requires_grad_()
+    theirs_loss = AuthorsRunningProbSpikes.apply(theirs, desired, window)
+    theirs_loss.backward()
+    # the gradient of the loss they compute, with their own straight-through floor, by autograd
+    true = to_slayer(spikes).requires_grad_()
+    counts = straight_through_floor(authors_window_counts(true, window))
+    true_loss = torch.sum(-desired * torch.log(counts / counts.sum(dim=[1, 2, 3], keepdim=True)))
+    true_loss.backward()
+    torch.testing.assert_close(true_loss, theirs_loss)
+    # the true gradient of spike k sums their per-window values over the windows that contain it: t = k .. k+W-1
+    per_window = theirs.grad
+    window_sum = F.pad(per_window, (0, window - 1)).unfold(-1, window, 1).sum(-1)
+    torch.testing.assert_close(true.grad, window_sum)
+    if window == 1:
+        torch.testing.assert_close(theirs.grad, true.grad)
+    else:
+        assert (theirs.grad - true.grad).abs().max() > 0.1
+
+
+def test_spikemax_s_gradient_is_the_window_sum_their_backward_omits():
+    window, num_steps = 5, 12
+    spikes, target = bernoulli_samples(0.6, num_samples=8, num_classes=4, num_steps=num_steps, seed=0)
+    spikes = spikes.permute(2, 0, 1).contiguous()
+    spikes[::2] = 1.0  # every window of two or more steps holds a spike of every class: no floor, no silent class
+    leaf = to_slayer(spikes).requires_grad_()
+    counts = authors_window_counts(leaf, window)[..., window - 1 :]  # the full windows, as spikemax_s scores them
+    loss = torch.sum(-one_hot_slayer(target, 4) * torch.log(counts / counts.sum(dim=[1, 2, 3], keepdim=True)))
+    loss.backward()
+    ours = spikes.clone().requires_grad_()
+    ours_loss = smx.spikemax_s(ours, target, window=window, smoothing=0.0, reduction="sum") * (num_steps - window + 1)
+    ours_loss.backward()
+    torch.testing.assert_close(ours_loss, loss)
+    torch.testing.assert_close(ours.grad, leaf.grad[:, :, 0, 0, :].permute(2, 0, 1))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# snnTorch mse_count_loss with a weight: batch sizes and the 'sum' reduction
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def test_mse_count_loss_weight_works_for_a_batch_of_one():
+    spikes, target, weight = random_case(batch_size=1, num_classes=5, num_steps=20)
+    theirs = SF.mse_count_loss(correct_rate=0.75, incorrect_rate=0.25, weight=weight)(spikes, target)
+    ours = smx.mse_count(spikes, target, true_rate=0.75, false_rate=0.25, weight=weight, reduction="sum")
+    torch.testing.assert_close(theirs, ours / 20, **TIGHT)  # the one sample scaled by weight[y]
+
+
+@pytest.mark.parametrize("batch_size", [2, 3, 4, 6, 7])
+def test_mse_count_loss_weight_fails_for_every_other_batch_size_but_the_class_count(batch_size):
+    spikes, target, weight = random_case(batch_size=batch_size, num_classes=5)
+    with pytest.raises(RuntimeError, match="must match the size"):
+        SF.mse_count_loss(correct_rate=0.75, incorrect_rate=0.25, weight=weight)(spikes, target)
+
+
+@pytest.mark.parametrize("batch_size", [1, 5])
+def test_mse_count_loss_weight_with_sum_returns_the_unreduced_errors_over_num_steps(batch_size):
+    spikes, target, weight = random_case(batch_size=batch_size, num_classes=5, num_steps=20)
+    theirs = SF.mse_count_loss(correct_rate=0.75, incorrect_rate=0.25, weight=weight, reduction="sum")(spikes, target)
+    assert theirs.shape == (batch_size, 5)
+    target_counts = torch.where(F.one_hot(target, 5).bool(), 15.0, 5.0)
+    squared_errors = (spikes.sum(0) - target_counts) ** 2  # [B, C]
+    torch.testing.assert_close(theirs, squared_errors * weight[target] / 20, **TIGHT)
