@@ -65,7 +65,9 @@ if TYPE_CHECKING:
     from ._metric_classes import EarlyExitMetric
 
 SCORES = ("probability", "margin")
+"""The confidence scores of :func:`confidence`: the spike-count probability and the count margin."""
 METHODS = ("conformal", "accuracy")
+"""The calibration methods of :func:`calibrate`."""
 # SpikeCP's own setting: few checkpoints keep the Bonferroni factor alpha / K usable on small calibration sets.
 CONFORMAL_CHECKPOINTS = 4
 
@@ -558,15 +560,7 @@ def calibrate(
         - spikes: ``(T, B, N)``, or another layout with ``time_dim``
         - target: ``(B)`` integer class indices
     """
-    check.check_choice(method, "method", METHODS)
-    if method == "conformal":
-        alpha = check.check_real(alpha, "alpha", minimum=0.0, maximum=1.0, exclusive=True)
-        if alpha >= 1:
-            raise ValueError(f"alpha must be in (0, 1) (the allowed miscoverage), got {alpha!r}")
-    else:
-        alpha = check.check_real(alpha, "alpha", minimum=0.0, maximum=1.0)
-        if alpha >= 1:
-            raise ValueError(f"alpha must be in [0, 1) (the tolerated accuracy loss), got {alpha!r}")
+    alpha = _check_alpha(check.check_choice(method, "method", METHODS), alpha)
     score, smoothing = _check_score_options(score, smoothing)
     time_dim = check.check_time_dim(time_dim)
     num_steps, batch_size, num_outputs = _calibration_shape(spikes, time_dim)
@@ -602,6 +596,18 @@ def calibrate(
         alpha=alpha,
         calibration_size=batch_size,
     )
+
+
+def _check_alpha(method: str, alpha: object) -> float:
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise TypeError(f"alpha must be a real number, got {type(alpha).__name__}")
+    if method == "conformal" and not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1) for method='conformal' (the allowed miscoverage), got {alpha!r}")
+    if method == "accuracy" and not 0 <= alpha < 1:
+        raise ValueError(
+            f"alpha must be in [0, 1) for method='accuracy' (the tolerated accuracy loss), got {alpha!r}"
+        )
+    return float(alpha)
 
 
 def _calibration_shape(spikes: object, time_dim: int) -> tuple[int, int, int]:
