@@ -204,6 +204,22 @@ def test_layout_transpose_from_lava(seed):
 
 
 @pytest.mark.parametrize("seed", range(3))
+def test_lava_layout_needs_no_permute_with_time_dim(seed):
+    """The page's before/after: our loss on lava-dl's own [B, C, T] tensor, time_dim=-1, equals the time-first one."""
+    spikes_bct, spikes, target = lava_case(seed)
+    loss_fn = smx.SpikeMaxGLoss(reduction="sum", smoothing=0.0, time_dim=-1)
+    time_first = smx.spikemax_g(spikes, target, reduction="sum", smoothing=0.0)
+    torch.testing.assert_close(loss_fn(spikes_bct, target), time_first)
+    lava = lava_spikemax_transcription(spikes_bct, target, mode="probability")
+    assert (lava - loss_fn(spikes_bct, target)).abs().item() < 1e-3  # lava-dl's epsilon, see below
+    assert smx.accuracy(spikes_bct, target, time_dim=-1).item() == smx.accuracy(spikes, target).item()
+    torch.testing.assert_close(
+        smx.mse_count(spikes_bct, target, true_rate=0.5, false_rate=0.1, time_dim=-1),
+        smx.mse_count(spikes, target, true_rate=0.5, false_rate=0.1),
+    )
+
+
+@pytest.mark.parametrize("seed", range(3))
 def test_lava_softmax_is_ours_with_temperature_num_steps(seed):
     spikes_bct, spikes, target = lava_case(seed, num_steps=20)
     lava = lava_spikemax_transcription(spikes_bct, target, mode="softmax")  # reduction 'sum' by default
