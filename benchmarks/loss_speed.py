@@ -1,31 +1,87 @@
-"""Forward + backward time and memory of the SpikeMax losses, printed as ratios measured in one run.
+"""Loss speed against snnTorch's own count losses, measured as ratios in one run with the contenders alternating.
 
-    python benchmarks/loss_speed.py [--device cpu|cuda] [--repeats 30]
+    python benchmarks/loss_speed.py [--device cpu|cuda] [--repeats 400] [--out docs/results/loss_speed]
 
-Targets (issue 3): spikemax_g <= 1.0x snnTorch's ce_count_loss; spikemax_s with window T/2 <= 1.5x window 2.
-Memory is the bytes autograd saves for the backward pass (any device), plus the CUDA peak on a GPU.
-snnTorch is optional: without it, only our own losses are timed.
+Targets (issue 12), printed as met or not with the measured ratio:
+
+* ``spikemax_g`` (probability mode, default options, value checks on) <= 1.0x snnTorch's ``ce_count_loss``, at
+  (T, B, C) = (300, 128, 10) and (100, 64, 1000); ``spikemax_g(mode="softmax")`` <= 1.0x ``ce_count_loss``;
+  ``mse_count`` <= 1.0x ``mse_count_loss``.
+* The modules (``SpikeMaxGLoss``, the snnTorch adapter's ``SF.spikemax_g_loss``, the Norse adapter's
+  ``norse.torch.SpikeMaxGLoss``) add <= 5 % over the functional call.
+* ``spikemax_s`` with window T/2 <= 1.5x window 2 (its cost does not grow with the window); its cost against
+  ``spikemax_g`` is reported.
+* The loss's share of one training step of the bench networks (forward + loss + backward + Adam step) < 2 %.
+
+Timing: one forward + backward pass per sample; each round runs every contender once, in an order that rotates
+from round to round, so machine noise hits all of them alike. A ratio is the median over rounds of the per-round
+ratio; the spread is its interquartile range. ``--out`` writes ``results.json`` (with provenance) and
+``results.md``, from which the README's table is generated (``python docs/render_speed.py``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import platform
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
 
 import torch
 
 import spikemax_plugins as smx
 
 SHAPES = [(300, 128, 10), (100, 64, 1000)]  # (T, B, C)
+Contender = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
-def saved_tensor_bytes(loss_fn: Callable, spikes: torch.Tensor, target: torch.Tensor) -> int:
+def _synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def _once(loss_fn: Contender, spikes: torch.Tensor, target: torch.Tensor) -> None:
+    spikes.grad = None
+    loss_fn(spikes, target).backward()
+
+
+def alternate(
+    contenders: dict[str, Contender], spikes: torch.Tensor, target: torch.Tensor, rounds: int
+) -> dict[str, list[float]]:
+    """Seconds of one forward + backward pass per contender and round, the contenders taking turns."""
+    names = list(contenders)
+    for name in names:  # warm-up: allocator, caches, lazy initialisation
+        for _ in range(5):
+            _once(contenders[name], spikes, target)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(rounds):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            _synchronise(spikes.device)
+            start = time.perf_counter()
+            _once(contenders[name], spikes, target)
+            _synchronise(spikes.device)
+            samples[name].append(time.perf_counter() - start)
+    return samples
+
+
+def ratio(samples: dict[str, list[float]], numerator: str, denominator: str) -> dict[str, float]:
+    """Median and interquartile range of the per-round ratio ``numerator / denominator``."""
+    ratios = sorted(a / b for a, b in zip(samples[numerator], samples[denominator], strict=True))
+    quartiles = statistics.quantiles(ratios, n=4)
+    return {"median": statistics.median(ratios), "q1": quartiles[0], "q3": quartiles[2]}
+
+
+def saved_tensor_bytes(loss_fn: Contender, spikes: torch.Tensor, target: torch.Tensor) -> int:
     """Bytes of the tensors autograd keeps for backward (distinct storages), excluding the input itself."""
     storages: dict[int, int] = {}
 
-    def pack(tensor: torch.Tensor):
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
         storage = tensor.untyped_storage()
         if storage.data_ptr() != spikes.untyped_storage().data_ptr():
             storages[storage.data_ptr()] = storage.nbytes()
@@ -36,86 +92,218 @@ def saved_tensor_bytes(loss_fn: Callable, spikes: torch.Tensor, target: torch.Te
     return sum(storages.values())
 
 
-def time_forward_backward(loss_fn: Callable, spikes: torch.Tensor, target: torch.Tensor, repeats: int) -> float:
-    """Median seconds of one forward + backward pass."""
-
-    def once() -> None:
-        spikes.grad = None
-        loss_fn(spikes, target).backward()
-
-    for _ in range(3):
-        once()
-    samples = []
-    for _ in range(repeats):
-        if spikes.is_cuda:
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        once()
-        if spikes.is_cuda:
-            torch.cuda.synchronize()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
-def cuda_peak_bytes(loss_fn: Callable, spikes: torch.Tensor, target: torch.Tensor) -> int | None:
-    if not spikes.is_cuda:
-        return None
-    spikes.grad = None
-    torch.cuda.synchronize()
-    baseline = torch.cuda.memory_allocated()
-    torch.cuda.reset_peak_memory_stats()
-    loss_fn(spikes, target).backward()
-    torch.cuda.synchronize()
-    return torch.cuda.max_memory_allocated() - baseline
-
-
-def contenders(num_steps: int) -> dict[str, Callable]:
-    losses: dict[str, Callable] = {
+def loss_contenders(num_steps: int) -> dict[str, Contender]:
+    """Every timed loss: ours, the modules and adapters, and snnTorch's own (when installed)."""
+    contenders: dict[str, Contender] = {
         "spikemax_g": smx.spikemax_g,
         "spikemax_g softmax": lambda s, y: smx.spikemax_g(s, y, mode="softmax"),
         "mse_count": lambda s, y: smx.mse_count(s, y, true_rate=0.8, false_rate=0.1),
+        "SpikeMaxGLoss": smx.SpikeMaxGLoss(),
         "spikemax_s window 2": lambda s, y: smx.spikemax_s(s, y, window=2),
         f"spikemax_s window {num_steps // 2}": lambda s, y: smx.spikemax_s(s, y, window=num_steps // 2),
     }
     try:
         import snntorch.functional as SF
+        import spikemax_snntorch  # noqa: F401
     except ImportError:
-        return losses
-    losses["snntorch ce_count_loss"] = SF.ce_count_loss()
-    losses["snntorch mse_count_loss"] = SF.mse_count_loss(correct_rate=0.8, incorrect_rate=0.1)
-    return losses
+        pass
+    else:
+        contenders["snntorch ce_count_loss"] = SF.ce_count_loss()
+        contenders["snntorch mse_count_loss"] = SF.mse_count_loss(correct_rate=0.8, incorrect_rate=0.1)
+        contenders["snntorch adapter spikemax_g_loss"] = SF.spikemax_g_loss()
+    try:
+        import norse.torch
+        import spikemax_norse  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        contenders["norse adapter SpikeMaxGLoss"] = norse.torch.SpikeMaxGLoss()
+    return contenders
 
 
-def main() -> None:
+# (name, numerator, denominator, target ratio or None for "reported only")
+COMPARISONS = [
+    ("spikemax_g / ce_count_loss", "spikemax_g", "snntorch ce_count_loss", 1.0),
+    ("spikemax_g softmax / ce_count_loss", "spikemax_g softmax", "snntorch ce_count_loss", 1.0),
+    ("mse_count / mse_count_loss", "mse_count", "snntorch mse_count_loss", 1.0),
+    ("SpikeMaxGLoss / spikemax_g", "SpikeMaxGLoss", "spikemax_g", 1.05),
+    ("snnTorch adapter / spikemax_g", "snntorch adapter spikemax_g_loss", "spikemax_g", 1.05),
+    ("Norse adapter / spikemax_g", "norse adapter SpikeMaxGLoss", "spikemax_g", 1.05),
+    ("spikemax_s window T/2 / window 2", "spikemax_s window {half}", "spikemax_s window 2", 1.5),
+    ("spikemax_s window 2 / spikemax_g", "spikemax_s window 2", "spikemax_g", None),
+]
+
+
+def measure_shape(shape: tuple[int, int, int], device: torch.device, rounds: int) -> dict:
+    num_steps, batch_size, classes = shape
+    generator = torch.Generator().manual_seed(0)
+    spikes = (torch.rand(num_steps, batch_size, classes, generator=generator) < 0.2).float().to(device)
+    spikes.requires_grad_()
+    target = torch.randint(0, classes, (batch_size,), generator=generator).to(device)
+    contenders = loss_contenders(num_steps)
+    samples = alternate(contenders, spikes, target, rounds)
+    result = {
+        "shape": {"T": num_steps, "B": batch_size, "C": classes},
+        "milliseconds": {name: statistics.median(values) * 1e3 for name, values in samples.items()},
+        "saved_mib": {
+            name: saved_tensor_bytes(contender, spikes, target) / 2**20 for name, contender in contenders.items()
+        },
+        "comparisons": [],
+    }
+    for title, numerator, denominator, target_ratio in COMPARISONS:
+        numerator = numerator.format(half=num_steps // 2)
+        if numerator not in samples or denominator not in samples:
+            continue
+        measured = ratio(samples, numerator, denominator)
+        result["comparisons"].append(
+            {
+                "comparison": title,
+                **measured,
+                "target": target_ratio,
+                "met": None if target_ratio is None else measured["median"] <= target_ratio,
+            }
+        )
+    return result
+
+
+def _time_training_steps(network, loss_fn, frames, labels, device: torch.device, rounds: int) -> dict:
+    optimizer = torch.optim.Adam(network.parameters(), lr=2e-3)
+
+    def step() -> torch.Tensor:
+        output = network(frames).output
+        loss = loss_fn(output, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        return output.detach()
+
+    output = step()
+    step_seconds, loss_seconds = [], []
+    for _ in range(rounds):
+        _synchronise(device)
+        start = time.perf_counter()
+        output = step()
+        _synchronise(device)
+        step_seconds.append(time.perf_counter() - start)
+        loss_seconds.append(alternate({"loss": loss_fn}, output.clone().requires_grad_(), labels, 3)["loss"][1])
+    share = statistics.median(a / b for a, b in zip(loss_seconds, step_seconds, strict=True))
+    return {
+        "step_milliseconds": statistics.median(step_seconds) * 1e3,
+        "loss_milliseconds": statistics.median(loss_seconds) * 1e3,
+        "share": share,
+        "target": 0.02,
+        "met": share < 0.02,
+    }
+
+
+def training_step_share(device: torch.device, rounds: int) -> list[dict]:
+    """The loss's share of one training step of the default bench network (digits-dvs shapes), per framework.
+
+    Each round times a full step (network forward, SpikeMax loss, backward, Adam step) and, right after, the
+    loss's own forward + backward on a detached copy of the same output: what the loss adds to the step.
+    """
+    from spikemax_plugins.bench.models import build_network
+    from spikemax_plugins.bench.run import make_loss
+
+    generator = torch.Generator().manual_seed(1)
+    frames = (torch.rand(30, 64, 2, 22, 22, generator=generator) < 0.05).float().to(device)  # a digits-dvs batch
+    labels = torch.randint(0, 10, (64,), generator=generator).to(device)
+    shares = []
+    for framework in ("snntorch", "norse"):
+        try:
+            network = build_network(framework, architecture="mlp", input_shape=(2, 22, 22), num_classes=10)
+        except ImportError:
+            continue
+        loss_fn = make_loss(framework, "spikemax_g", {"smoothing": 1.0})
+        timing = _time_training_steps(network.to(device), loss_fn, frames, labels, device, rounds)
+        shares.append({"framework": framework, **timing})
+    return shares
+
+
+def provenance(device: torch.device, rounds: int, argv: list[str]) -> dict:
+    versions = {}
+    for package in ("torch", "snntorch", "norse", "spikemax-plugins", "numpy"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, cwd=Path(__file__).parent
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    return {
+        "command": ["python", "benchmarks/loss_speed.py", *argv],
+        "git_commit": commit,
+        "packages": versions,
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "torch_threads": torch.get_num_threads(),
+        "rounds": rounds,
+        "python": platform.python_version(),
+    }
+
+
+def markdown(document: dict) -> str:
+    """The table the README shows (between its loss-speed markers)."""
+    info = document["provenance"]
+    lines = [
+        f"torch {info['packages']['torch']}, snnTorch {info['packages']['snntorch']}, device {info['device']} "
+        f"({info['device_name'] or 'unknown CPU'}), {info['torch_threads']} threads, {info['rounds']} alternating "
+        "rounds; ratio = median of the per-round ratios [interquartile range].",
+        "",
+        "| (T, B, C) | comparison | ratio | target | met |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for shape in document["shapes"]:
+        size = f"({shape['shape']['T']}, {shape['shape']['B']}, {shape['shape']['C']})"
+        for item in shape["comparisons"]:
+            target = "reported" if item["target"] is None else f"<= {item['target']:.2f}x"
+            met = "" if item["met"] is None else ("yes" if item["met"] else "**no**")
+            lines.append(
+                f"| {size} | {item['comparison']} | {item['median']:.2f}x [{item['q1']:.2f}, {item['q3']:.2f}] | "
+                f"{target} | {met} |"
+            )
+    if document["training_step"]:
+        lines += ["", "| framework | training step (ms) | loss forward + backward (ms) | loss share | target | met |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        for item in document["training_step"]:
+            lines.append(
+                f"| {item['framework']} | {item['step_milliseconds']:.1f} | {item['loss_milliseconds']:.3f} | "
+                f"{item['share'] * 100:.2f} % | < 2 % | {'yes' if item['met'] else '**no**'} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
-    parser.add_argument("--repeats", type=int, default=30)
-    args = parser.parse_args()
-    if args.device == "cuda" and not torch.cuda.is_available():
+    parser.add_argument("--repeats", type=int, default=400, help="alternating rounds per shape (default 400)")
+    parser.add_argument("--step-rounds", type=int, default=20, help="training steps timed per framework")
+    parser.add_argument("--out", default=None, help="folder for results.json and results.md")
+    arguments = parser.parse_args(argv)
+    if arguments.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
-    device = torch.device(args.device)
-    print(f"torch {torch.__version__}, device {device}, {torch.get_num_threads()} threads, median of {args.repeats}")
-    for num_steps, batch_size, classes in SHAPES:
-        generator = torch.Generator().manual_seed(0)
-        spikes = (torch.rand(num_steps, batch_size, classes, generator=generator) < 0.2).float().to(device)
-        spikes.requires_grad_()
-        target = torch.randint(0, classes, (batch_size,), generator=generator).to(device)
-        print(f"\nT={num_steps}, B={batch_size}, C={classes}")
-        print(f"{'loss':<28}{'fwd+bwd ms':>12}{'saved MiB':>12}{'CUDA peak MiB':>15}")
-        times = {}
-        for name, loss_fn in contenders(num_steps).items():
-            times[name] = time_forward_backward(loss_fn, spikes, target, args.repeats)
-            saved = saved_tensor_bytes(loss_fn, spikes, target) / 2**20
-            peak = cuda_peak_bytes(loss_fn, spikes, target)
-            peak_text = "-" if peak is None else f"{peak / 2**20:.2f}"
-            print(f"{name:<28}{times[name] * 1e3:>12.3f}{saved:>12.3f}{peak_text:>15}")
-        window_ratio = times[f"spikemax_s window {num_steps // 2}"] / times["spikemax_s window 2"]
-        print(f"ratio spikemax_s window {num_steps // 2} / window 2: {window_ratio:.2f}x (target <= 1.5x)")
-        for baseline in ("snntorch ce_count_loss", "snntorch mse_count_loss"):
-            if baseline in times:
-                target_note = " (target <= 1.0x)" if baseline.endswith("ce_count_loss") else ""
-                print(f"ratio spikemax_g / {baseline}: {times['spikemax_g'] / times[baseline]:.2f}x{target_note}")
+    device = torch.device(arguments.device)
+    document = {
+        "provenance": provenance(device, arguments.repeats, sys.argv[1:] if argv is None else argv),
+        "shapes": [measure_shape(shape, device, arguments.repeats) for shape in SHAPES],
+        "training_step": training_step_share(device, arguments.step_rounds),
+    }
+    text = markdown(document)
+    print(text)
+    for shape in document["shapes"]:
+        print(f"({shape['shape']['T']}, {shape['shape']['B']}, {shape['shape']['C']}) median ms: "
+              + ", ".join(f"{name} {value:.3f}" for name, value in shape["milliseconds"].items()))
+    if arguments.out:
+        out = Path(arguments.out)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(document, indent=2) + "\n")
+        (out / "results.md").write_text(text)
+        print(f"wrote {out / 'results.json'} and {out / 'results.md'}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -17,7 +17,7 @@ from .metrics import (
 )
 from .modules import MSECountLoss, SpikeMaxGLoss, SpikeMaxSLoss
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "early_exit",

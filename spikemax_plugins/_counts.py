@@ -68,39 +68,89 @@ def _window_accumulator(dtype: torch.dtype, device: torch.device) -> torch.dtype
     return torch.float64
 
 
-def window_counts(spikes: Tensor, num_classes: int, window: int, stride: int, time_dim: int = 0) -> Tensor:
-    """Counts in causal windows ending at steps ``window-1, window-1+stride, ... <= T-1``: -> ``[S, B, C]``.
+def _causal_window_sums(values: Tensor, window: int) -> Tensor:
+    """``[L, B, C]`` -> ``[L - window + 1, B, C]``: the sum over steps ``t - window + 1 .. t`` for each ``t``.
 
     The van Herk / Gil-Werman scheme: cut time into blocks of ``window`` steps and take, within each block, the
     running sum from the block's start (prefix) and to the block's end (suffix). A window then spans at most
-    two blocks and its count is ``suffix[start] + prefix[end]`` (``prefix[end]`` alone when it is exactly one
-    block). Both terms add up only spikes inside the window, so:
+    two blocks and its sum is ``suffix[start] + prefix[end]`` (``prefix[end]`` alone when it is exactly one
+    block). Both terms add up only elements inside the window, so the error does not grow with t and an
+    infinite element (a gradient) reaches only the windows that contain it: never ``+inf - inf``.
+    """
+    length = values.shape[0]
+    padding = -length % window
+    if padding:
+        values = torch.cat([values, values.new_zeros(padding, *values.shape[1:])])
+    blocks = values.reshape(-1, window, *values.shape[1:])
+    prefix = blocks.cumsum(1).flatten(0, 1)
+    suffix = blocks.flip(1).cumsum(1).flip(1).flatten(0, 1)
+    count = length - window + 1
+    on_boundary = torch.arange(count, device=values.device) % window == 0
+    return prefix[window - 1 : length] + torch.where(on_boundary.view(-1, 1, 1), 0, suffix[:count])
 
-    * the error does not grow with t (a difference of two running totals would lose the window's low bits
-      once the totals are large, e.g. after a large graded spike early in the recording);
-    * in the backward pass each spike receives the summed gradient of the windows that contain it and nothing
-      else; no ``+inf - inf`` appears when a window's gradient is infinite (smoothing 0, silent true class).
 
-    Cost O(T * B * C) for any window length. Output dtype: :func:`accumulation_dtype`.
+class _WindowSums(torch.autograd.Function):
+    """Causal window sums ``[T, B, C] -> [S, B, C]`` (windows ending at ``window-1, window-1+stride, ...``).
+
+    The adjoint of a window sum is again a window sum (of the gradient, zero-padded): :class:`_WindowSumsAdjoint`.
+    Each is the other's backward, so the loss stays differentiable any number of times.
+    """
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(values: Tensor, window: int, stride: int, accumulator: torch.dtype) -> Tensor:
+        return _causal_window_sums(values.to(accumulator), window)[::stride].to(values.dtype)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[override]
+        values, window, stride, _ = inputs
+        ctx.window, ctx.stride, ctx.num_steps = window, stride, values.shape[0]
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        return _WindowSumsAdjoint.apply(grad, ctx.window, ctx.stride, ctx.num_steps), None, None, None
+
+
+class _WindowSumsAdjoint(torch.autograd.Function):
+    """``[S, B, C] -> [T, B, C]``: each step receives the summed values of the windows that contain it."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(window_values: Tensor, window: int, stride: int, num_steps: int) -> Tensor:
+        count = num_steps - window + 1
+        if stride > 1:  # the windows that were not evaluated contribute nothing
+            ends = torch.arange(0, count, stride, device=window_values.device)
+            window_values = window_values.new_zeros(count, *window_values.shape[1:]).index_copy(0, ends, window_values)
+        # Step t lies in the windows ending at t .. t + window - 1: a causal window sum over the window values
+        # placed at their end steps, read window - 1 steps later.
+        edge = window_values.new_zeros(window - 1, *window_values.shape[1:])
+        return _causal_window_sums(torch.cat([edge, window_values, edge]), window)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):  # type: ignore[override]
+        _, window, stride, _ = inputs
+        ctx.window, ctx.stride = window, stride
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        return _WindowSums.apply(grad, ctx.window, ctx.stride, grad.dtype), None, None, None
+
+
+def window_counts(spikes: Tensor, num_classes: int, window: int, stride: int, time_dim: int = 0) -> Tensor:
+    """Counts in causal windows ending at steps ``window-1, window-1+stride, ... <= T-1``: -> ``[S, B, C]``.
+
+    Each window count adds up only the window's own spikes (see :func:`_causal_window_sums`), with partial sums
+    in float64 for float32 and narrower spikes: a count is the float32 rounding of its (almost) exact sum, its
+    error does not grow with t or with the size of earlier spikes, and in the backward pass each spike receives
+    the summed gradient of the windows that contain it and nothing else (no ``+inf - inf`` when a window's
+    gradient is infinite: smoothing 0, silent true class). Cost O(T * B * C) for any window length.
+    Output dtype: :func:`accumulation_dtype`.
     """
     num_steps = spikes.shape[time_dim]
     if window == num_steps:
         # The single window is the whole sample: the same sum as the global loss, bit for bit.
         return total_counts(spikes, num_classes, time_dim).unsqueeze(0)
-    output_dtype = accumulation_dtype(spikes.dtype)
-    values = group_population(
-        time_first(spikes, time_dim).to(_window_accumulator(spikes.dtype, spikes.device)), num_classes
-    )  # [T, B, C]
-    padding = -num_steps % window
-    if padding:
-        values = torch.cat([values, values.new_zeros(padding, *values.shape[1:])])
-    blocks = values.reshape(-1, window, *values.shape[1:])  # [blocks, window, B, C]
-    prefix = blocks.cumsum(1).flatten(0, 1)
-    suffix = blocks.flip(1).cumsum(1).flip(1).flatten(0, 1)
-    last_start = num_steps - window
-    ends = prefix[window - 1 : num_steps : stride]
-    starts = suffix[0 : last_start + 1 : stride]
-    # A window starting on a block boundary is that block: its prefix at the end already holds every spike.
-    on_boundary = torch.arange(0, last_start + 1, stride, device=spikes.device) % window == 0
-    counts = ends + torch.where(on_boundary.view(-1, 1, 1), 0, starts)
-    return counts.to(output_dtype)
+    values = group_population(time_first(spikes, time_dim).to(accumulation_dtype(spikes.dtype)), num_classes)
+    return _WindowSums.apply(values, window, stride, _window_accumulator(spikes.dtype, spikes.device))
