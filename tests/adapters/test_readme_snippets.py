@@ -53,14 +53,26 @@ def printed_accuracy(printed: str) -> float:
     return float(match.group(1))
 
 
-def test_readme_snntorch_section_trains():
+def assert_early_exit_saved_steps(printed: str) -> None:
+    """The example's early exit keeps the accuracy (within 0.05, the held-out noise of 256 test samples at the
+    calibrated 0.01) while simulating fewer steps per sample than the full window."""
+    match = re.search(r"early-exit accuracy ([0-9.]+) using ([0-9.]+) of the time steps", printed)
+    assert match, f"the example must print its early-exit result, it printed:\n{printed}"
+    early_accuracy, fraction = float(match.group(1)), float(match.group(2))
+    assert early_accuracy >= printed_accuracy(printed) - 0.05
+    assert fraction < 0.9
+
+
+def test_readme_snntorch_section_trains_and_exits_early():
     printed = run_snippet("## Using with snnTorch")
     assert printed_accuracy(printed) > 0.8, printed
+    assert_early_exit_saved_steps(printed)
 
 
-def test_readme_norse_section_trains():
+def test_readme_norse_section_trains_and_exits_early():
     printed = run_snippet("## Using with Norse")
     assert printed_accuracy(printed) > 0.8, printed
+    assert_early_exit_saved_steps(printed)
 
 
 def test_readme_core_example_runs():
