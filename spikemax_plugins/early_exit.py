@@ -642,10 +642,10 @@ def _accuracy_threshold(
     # ... and > its (max_set_size + 1)-th score (at most max_set_size classes admitted); no limit when C is.
     limit = ordered[..., max_set_size] if max_set_size < num_classes else torch.full_like(highest, -torch.inf)
     # The exit prediction at a checkpoint is the top class (ties: -1) whatever the threshold; a sample that
-    # never exits is predicted from the full counts, which ranks the classes as the last scores do.
-    predictions = _argmax_or_no_decision(scores)
-    predictions[-1] = _argmax_or_no_decision(final_counts)
-    correct = (predictions == target).to(torch.int64)  # [K, B]
+    # never exits (row K) is predicted from the full counts, which need not tie where the last scores do
+    # (rounding: counts 0.1 + 0.2 and 0.3 give equal probabilities), so exiting at T - 1 is a row of its own.
+    predictions = torch.cat([_argmax_or_no_decision(scores), _argmax_or_no_decision(final_counts).unsqueeze(0)])
+    correct = (predictions == target).to(torch.int64)  # [K + 1, B]
     # Accuracy counts are integers: correct >= full - alpha * n  <=>  correct >= ceil(full - alpha * n).
     least_correct = math.ceil(int(correct[-1].sum().item()) - _exact(alpha) * calibration_size)
     candidates = [highest.flatten()]
@@ -653,14 +653,13 @@ def _accuracy_threshold(
         candidates.append(torch.nextafter(limit.flatten(), torch.full_like(limit.flatten(), torch.inf)))
     values = torch.cat(candidates)
     values = torch.unique(values[torch.isfinite(values)]).flip(0)  # descending: a tie keeps the larger threshold
-    steps = torch.tensor(checkpoints, device=scores.device)
+    steps = torch.tensor([*checkpoints, checkpoints[-1]], device=scores.device)  # row K: decided at T - 1
     best_threshold, best_step_sum = math.inf, int(steps[-1].item()) * calibration_size
     for chunk in values.split(256):
         threshold = chunk.view(-1, 1, 1)
         exits = (highest >= threshold) & (limit < threshold)  # [L, K, B]
-        exits[:, -1] = True  # every sample is decided at T - 1
         first = torch.where(exits, torch.arange(num_checkpoints, device=scores.device).view(1, -1, 1), num_checkpoints)
-        first = first.amin(1)  # [L, B]: the exit checkpoint of each sample
+        first = first.amin(1)  # [L, B]: the exit checkpoint of each sample, K if it never exits
         feasible = correct.gather(0, first).sum(-1) >= least_correct
         step_sums = torch.where(feasible, steps[first].sum(-1), torch.iinfo(torch.int64).max)
         position = int(step_sums.argmin().item())  # argmin returns the first minimum: the larger threshold
