@@ -161,6 +161,18 @@ def _check_checkpoints(checkpoints: object, num_steps: int) -> list[int]:
     return steps
 
 
+def _check_alpha(alpha: object, method: str | None) -> float:
+    if method == "conformal":
+        alpha = check.check_real(alpha, "alpha", minimum=0.0, maximum=1.0, exclusive=True)
+        if alpha >= 1:
+            raise ValueError(f"alpha must be in (0, 1) (the allowed miscoverage), got {alpha!r}")
+    else:
+        alpha = check.check_real(alpha, "alpha", minimum=0.0, maximum=1.0)
+        if alpha >= 1:
+            raise ValueError(f"alpha must be in [0, 1) (the tolerated accuracy loss), got {alpha!r}")
+    return alpha
+
+
 def _format_threshold(value: float) -> float | str:
     return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
 
@@ -213,7 +225,13 @@ class ExitRule:
             self.max_set_size, "max_set_size", minimum=1, maximum=self.num_classes, why=" (C, the classes)"
         )
         if not isinstance(self.thresholds, Tensor):
-            self.thresholds = torch.tensor([_parse_threshold(value) for value in self.thresholds], dtype=torch.float64)
+            try:
+                values = list(self.thresholds)
+            except TypeError:
+                raise TypeError(
+                    f"thresholds must be a tensor or a sequence of numbers [K], got {type(self.thresholds).__name__}"
+                ) from None
+            self.thresholds = torch.tensor([_parse_threshold(value) for value in values], dtype=torch.float64)
         if self.thresholds.shape != (len(self.checkpoints),):
             raise ValueError(
                 f"thresholds must be [K] = [{len(self.checkpoints)}] (one per checkpoint), got shape "
@@ -224,6 +242,10 @@ class ExitRule:
             raise ValueError(f"thresholds must not be NaN, got {self.thresholds.tolist()}")
         if self.method is not None:
             check.check_choice(self.method, "method", METHODS)
+        if self.alpha is not None:
+            self.alpha = _check_alpha(self.alpha, self.method)
+        if self.calibration_size is not None:
+            self.calibration_size = check.check_int(self.calibration_size, "calibration_size", minimum=1)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (infinite thresholds as the strings ``"inf"`` / ``"-inf"``)."""
@@ -559,14 +581,7 @@ def calibrate(
         - target: ``(B)`` integer class indices
     """
     check.check_choice(method, "method", METHODS)
-    if method == "conformal":
-        alpha = check.check_real(alpha, "alpha", minimum=0.0, maximum=1.0, exclusive=True)
-        if alpha >= 1:
-            raise ValueError(f"alpha must be in (0, 1) (the allowed miscoverage), got {alpha!r}")
-    else:
-        alpha = check.check_real(alpha, "alpha", minimum=0.0, maximum=1.0)
-        if alpha >= 1:
-            raise ValueError(f"alpha must be in [0, 1) (the tolerated accuracy loss), got {alpha!r}")
+    alpha = _check_alpha(alpha, method)
     score, smoothing = _check_score_options(score, smoothing)
     time_dim = check.check_time_dim(time_dim)
     num_steps, batch_size, num_outputs = _calibration_shape(spikes, time_dim)
