@@ -163,6 +163,19 @@ def _check_checkpoints(checkpoints: object, num_steps: int) -> list[int]:
     return steps
 
 
+def _check_alpha(alpha: object, method: str | None) -> float:
+    """``alpha`` in (0, 1) for "conformal" (allowed miscoverage), in [0, 1) otherwise (tolerated accuracy loss)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
+        raise TypeError(f"alpha must be a real number, got {type(alpha).__name__}")
+    if method == "conformal" and not 0 < alpha < 1:
+        raise ValueError(f"alpha must be in (0, 1) for method='conformal' (the allowed miscoverage), got {alpha!r}")
+    if method != "conformal" and not 0 <= alpha < 1:
+        raise ValueError(
+            f"alpha must be in [0, 1) for method='accuracy' (the tolerated accuracy loss), got {alpha!r}"
+        )
+    return float(alpha)
+
+
 def _format_threshold(value: float) -> float | str:
     return value if math.isfinite(value) else ("inf" if value > 0 else "-inf")
 
@@ -215,7 +228,13 @@ class ExitRule:
             self.max_set_size, "max_set_size", minimum=1, maximum=self.num_classes, why=" (C, the classes)"
         )
         if not isinstance(self.thresholds, Tensor):
-            self.thresholds = torch.tensor([_parse_threshold(value) for value in self.thresholds], dtype=torch.float64)
+            try:
+                values = list(self.thresholds)
+            except TypeError:
+                raise TypeError(
+                    f"thresholds must be a tensor or a sequence of numbers [K], got {type(self.thresholds).__name__}"
+                ) from None
+            self.thresholds = torch.tensor([_parse_threshold(value) for value in values], dtype=torch.float64)
         if self.thresholds.shape != (len(self.checkpoints),):
             raise ValueError(
                 f"thresholds must be [K] = [{len(self.checkpoints)}] (one per checkpoint), got shape "
@@ -226,6 +245,10 @@ class ExitRule:
             raise ValueError(f"thresholds must not be NaN, got {self.thresholds.tolist()}")
         if self.method is not None:
             check.check_choice(self.method, "method", METHODS)
+        if self.alpha is not None:
+            self.alpha = _check_alpha(self.alpha, self.method)
+        if self.calibration_size is not None:
+            self.calibration_size = check.check_int(self.calibration_size, "calibration_size", minimum=1)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (infinite thresholds as the strings ``"inf"`` / ``"-inf"``)."""
@@ -560,7 +583,7 @@ def calibrate(
         - spikes: ``(T, B, N)``, or another layout with ``time_dim``
         - target: ``(B)`` integer class indices
     """
-    alpha = _check_alpha(check.check_choice(method, "method", METHODS), alpha)
+    alpha = _check_alpha(alpha, check.check_choice(method, "method", METHODS))
     score, smoothing = _check_score_options(score, smoothing)
     time_dim = check.check_time_dim(time_dim)
     num_steps, batch_size, num_outputs = _calibration_shape(spikes, time_dim)
@@ -596,18 +619,6 @@ def calibrate(
         alpha=alpha,
         calibration_size=batch_size,
     )
-
-
-def _check_alpha(method: str, alpha: object) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)):
-        raise TypeError(f"alpha must be a real number, got {type(alpha).__name__}")
-    if method == "conformal" and not 0 < alpha < 1:
-        raise ValueError(f"alpha must be in (0, 1) for method='conformal' (the allowed miscoverage), got {alpha!r}")
-    if method == "accuracy" and not 0 <= alpha < 1:
-        raise ValueError(
-            f"alpha must be in [0, 1) for method='accuracy' (the tolerated accuracy loss), got {alpha!r}"
-        )
-    return float(alpha)
 
 
 def _calibration_shape(spikes: object, time_dim: int) -> tuple[int, int, int]:
@@ -648,10 +659,10 @@ def _accuracy_threshold(
     # ... and > its (max_set_size + 1)-th score (at most max_set_size classes admitted); no limit when C is.
     limit = ordered[..., max_set_size] if max_set_size < num_classes else torch.full_like(highest, -torch.inf)
     # The exit prediction at a checkpoint is the top class (ties: -1) whatever the threshold; a sample that
-    # never exits is predicted from the full counts, which ranks the classes as the last scores do.
-    predictions = _argmax_or_no_decision(scores)
-    predictions[-1] = _argmax_or_no_decision(final_counts)
-    correct = (predictions == target).to(torch.int64)  # [K, B]
+    # never exits (row K) is predicted from the full counts, which need not tie where the last scores do
+    # (rounding: counts 0.1 + 0.2 and 0.3 give equal probabilities), so exiting at T - 1 is a row of its own.
+    predictions = torch.cat([_argmax_or_no_decision(scores), _argmax_or_no_decision(final_counts).unsqueeze(0)])
+    correct = (predictions == target).to(torch.int64)  # [K + 1, B]
     # Accuracy counts are integers: correct >= full - alpha * n  <=>  correct >= ceil(full - alpha * n).
     least_correct = math.ceil(int(correct[-1].sum().item()) - _exact(alpha) * calibration_size)
     candidates = [highest.flatten()]
@@ -659,14 +670,13 @@ def _accuracy_threshold(
         candidates.append(torch.nextafter(limit.flatten(), torch.full_like(limit.flatten(), torch.inf)))
     values = torch.cat(candidates)
     values = torch.unique(values[torch.isfinite(values)]).flip(0)  # descending: a tie keeps the larger threshold
-    steps = torch.tensor(checkpoints, device=scores.device)
+    steps = torch.tensor([*checkpoints, checkpoints[-1]], device=scores.device)  # row K: decided at T - 1
     best_threshold, best_step_sum = math.inf, int(steps[-1].item()) * calibration_size
     for chunk in values.split(256):
         threshold = chunk.view(-1, 1, 1)
         exits = (highest >= threshold) & (limit < threshold)  # [L, K, B]
-        exits[:, -1] = True  # every sample is decided at T - 1
         first = torch.where(exits, torch.arange(num_checkpoints, device=scores.device).view(1, -1, 1), num_checkpoints)
-        first = first.amin(1)  # [L, B]: the exit checkpoint of each sample
+        first = first.amin(1)  # [L, B]: the exit checkpoint of each sample, K if it never exits
         feasible = correct.gather(0, first).sum(-1) >= least_correct
         step_sums = torch.where(feasible, steps[first].sum(-1), torch.iinfo(torch.int64).max)
         position = int(step_sums.argmin().item())  # argmin returns the first minimum: the larger threshold
