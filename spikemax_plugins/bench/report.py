@@ -82,6 +82,17 @@ class _RemainingColumn(ProgressColumn):
         return Text(f"{_clock(remaining)} left", style="progress.remaining")
 
 
+class _BarTask:
+    """One bar of a rich Progress, as a :class:`~spikemax_plugins.bench.data.ProgressTask`."""
+
+    def __init__(self, progress: Progress, task_id: Any) -> None:
+        self._progress = progress
+        self._task_id = task_id
+
+    def advance(self, amount: int = 1) -> None:
+        self._progress.advance(self._task_id, amount)
+
+
 class _Training:
     """The task of one training: advances its own bar and the overall one."""
 
@@ -183,14 +194,8 @@ class ProgressDisplay:
                 yield task
             return
         task_id = self._progress.add_task(description, total=total)
-
-        class _Task:
-            def advance(inner, amount: int = 1) -> None:  # noqa: N805  (a tiny adapter, not a method of self)
-                assert self._progress is not None
-                self._progress.advance(task_id, amount)
-
         try:
-            yield _Task()
+            yield _BarTask(self._progress, task_id)
         finally:
             self._progress.remove_task(task_id)
 

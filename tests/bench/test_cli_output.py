@@ -97,6 +97,9 @@ def test_terminal_progress_puts_the_overall_bar_above_each_run():
         assert [item.description for item in display._progress.tasks] == ["run 1 of 3"]
         with display.training("norse mse_count seed 0", 10):
             assert display._progress.tasks[0].description == "run 2 of 3"
+            with display.task("digits-dvs: building frames", 5) as data_task:  # the data loaders' hook
+                data_task.advance(2)
+                assert [item.completed for item in display._progress.tasks] == [4, 0, 2]
 
 
 def test_accuracy_plot_axes_band_and_chance_line(three_seed_run):
