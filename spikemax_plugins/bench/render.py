@@ -112,9 +112,14 @@ def run_title(document: dict[str, Any]) -> str:
     return f"{SMOKE_PREFIX if _is_quick(document) else ''}{run_description(document)}"
 
 
+def _learning_rate_swept(document: dict[str, Any]) -> bool:
+    """Whether the run chose among several learning rates (then each candidate names its rate)."""
+    return bool(document["config"]["sweep"]) and len(document["config"]["learning_rates"]) > 1
+
+
 def _chosen(record: dict[str, Any], document: dict[str, Any]) -> str:
     text = describe_hyper_parameters(record["hyper_parameters"])
-    if len(document["config"]["learning_rates"]) > 1:
+    if _learning_rate_swept(document):
         text += f" lr={record['learning_rate']:g}"
     return text
 
@@ -250,7 +255,7 @@ def sweep_lines(document: dict[str, Any]) -> list[str]:
     for record in records:
         for candidate in record["sweep"]["candidates"]:
             description = describe_hyper_parameters(candidate["hyper_parameters"])
-            if len(document["config"]["learning_rates"]) > 1:
+            if _learning_rate_swept(document):
                 description += f" lr={candidate['learning_rate']:g}"
             rows.append(
                 [
@@ -267,10 +272,15 @@ def sweep_lines(document: dict[str, Any]) -> list[str]:
             )
     header = ["framework", "loss", "candidate", "validation accuracy", *per_seed_header, "chosen"]
     margin = first["tie_margin"]
+    if seeds > 1:
+        scoring = (
+            f"Each candidate trains with seeds {', '.join(str(seed) for seed in first['seeds'])} (each seed its own "
+            "validation split); its score is the validation accuracy pooled over them."
+        )
+    else:
+        scoring = f"Each candidate trains with seed {first['seeds'][0]}; its score is its validation accuracy."
     return [
-        f"Validation split only. Each candidate trains with seed{'s' if seeds > 1 else ''} "
-        f"{', '.join(str(seed) for seed in first['seeds'])} (each seed its own validation split); its score is the "
-        f"validation accuracy pooled over {'them' if seeds > 1 else 'it'}. The earliest candidate within "
+        f"Validation split only. {scoring} The earliest candidate within "
         f"{margin:g} of the best score is chosen (the loss's usual default is listed first), so a difference of a "
         "sample or two, which float rounding can cause between machines, cannot change the choice. Every loss gets "
         "the same number of candidates, seeds and epochs.",

@@ -230,9 +230,12 @@ def test_sweep_pools_validation_accuracy_over_seeds_and_never_scores_test(monkey
     )
     records = run_benchmark(config, datasets.__getitem__)
     assert len(evaluated) == 2  # the test split is measured once per loss and test seed, never for the sweep
+    assert config.sweep_seeds == 2 and BenchConfig(seeds=1).sweep_seeds == 1 and BenchConfig(seeds=5).sweep_seeds == 2
     for record in records:
         candidates = record["sweep"]["candidates"]
-        assert [entry["hyper_parameters"] for entry in candidates] == loss_candidates(record["loss"], 8)
+        # Three hyper-parameter values at each of the default learning rates, 2e-3 first.
+        assert [entry["hyper_parameters"] for entry in candidates] == loss_candidates(record["loss"], 8) * 2
+        assert [entry["learning_rate"] for entry in candidates] == [2e-3] * 3 + [1e-2] * 3
         assert record["sweep"]["seeds"] == [0, 1]
         sizes = [len(datasets[seed].validation) for seed in (0, 1)]
         pooled = []
@@ -244,8 +247,9 @@ def test_sweep_pools_validation_accuracy_over_seeds_and_never_scores_test(monkey
         best = max(pooled)
         expected = next(index for index, hits in enumerate(pooled) if (best - hits) <= 0.01 * sum(sizes))
         assert record["candidate"] == expected
-        assert [entry["chosen"] for entry in candidates] == [index == expected for index in range(3)]
+        assert [entry["chosen"] for entry in candidates] == [index == expected for index in range(6)]
         assert record["hyper_parameters"] == candidates[expected]["hyper_parameters"]
+        assert record["learning_rate"] == candidates[expected]["learning_rate"]
         # Test seed 0 reuses the chosen sweep network of seed 0: the same curves.
         chosen_seed_0 = candidates[expected]["per_seed"][0]
         assert record["seeds"][0]["curves"]["validation_accuracy"] == chosen_seed_0["curves"]["validation_accuracy"]

@@ -10,6 +10,7 @@ from spikemax_plugins.bench.render import (
     input_activity_line,
     render_block,
     summary_lines,
+    sweep_lines,
 )
 from spikemax_plugins.bench.verdicts import verdicts
 
@@ -104,3 +105,27 @@ def test_plot_blocks_point_to_the_run_folder_relative_to_the_page():
         "![Test accuracy of the running prediction over the time steps seen](results/seeds5/accuracy_vs_time.png)"
     )
     assert render_block("training-plot", DOCUMENT).endswith("](training_curves.png)")
+
+
+def test_sweep_table_lists_every_candidate_with_its_rate_and_per_seed_scores():
+    def candidate(learning_rate, pooled, per_seed, chosen):
+        return {"hyper_parameters": {"true_rate": 0.8, "false_rate": 0.2}, "learning_rate": learning_rate,
+                "validation_accuracy": pooled, "per_seed": [{"validation_accuracy": value} for value in per_seed],
+                "chosen": chosen}  # fmt: skip
+
+    candidates = [candidate(0.002, 0.8711, [0.882, 0.861], True), candidate(0.01, 0.8655, [0.85, 0.881], False)]
+    sweep = {"seeds": [0, 1], "tie_margin": 0.01, "candidates": candidates}
+    document = {"config": {"learning_rates": [0.002, 0.01], "sweep": True},
+                "records": [{"framework": "norse", "loss": "mse_count", "sweep": sweep}]}  # fmt: skip
+    lines = sweep_lines(document)
+    assert lines[0].startswith("Validation split only. Each candidate trains with seeds 0, 1 (each seed its own")
+    assert "The earliest candidate within 0.01 of the best score is chosen" in lines[0]
+    assert lines[2] == "| framework | loss | candidate | validation accuracy | seed 0 | seed 1 | chosen |"
+    assert lines[4] == "| norse | mse_count | true_rate=0.8 false_rate=0.2 lr=0.002 | 0.871 | 0.882 | 0.861 | yes |"
+    assert lines[5] == "| norse | mse_count | true_rate=0.8 false_rate=0.2 lr=0.01 | 0.866 | 0.850 | 0.881 |  |"
+    one_seed = {**sweep, "seeds": [0], "candidates": [candidate(0.002, 0.9, [0.9], True)]}
+    document["records"][0]["sweep"] = one_seed
+    assert "Each candidate trains with seed 0; its score is its validation accuracy." in sweep_lines(document)[0]
+    assert sweep_lines({"config": {}, "records": [{"sweep": None}]}) == [
+        "No sweep: every loss used its default hyper-parameters at the first learning rate."
+    ]

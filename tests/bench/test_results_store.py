@@ -21,7 +21,7 @@ from spikemax_plugins.bench.store import OutputError, RunStore, atomic_write_byt
 
 # 2 losses x (3 candidates x 2 sweep seeds + test seed 2) = 14 trainings of one epoch on 96 iris samples.
 SMALL = ("--dataset", "uci-iris", "--time-steps", "6", "--epochs", "1", "--frameworks", "snntorch",
-         "--losses", "spikemax_g,mse_count", "--seeds", "3")  # fmt: skip
+         "--losses", "spikemax_g,mse_count", "--learning-rates", "0.002", "--seeds", "3")  # fmt: skip
 TRAININGS = 14
 DERIVED = ("results.csv", "results.md", "accuracy_vs_time.png", "spikes_per_sample.png", "training_curves.png")
 
