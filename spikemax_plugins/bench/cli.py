@@ -2,49 +2,94 @@
 
 Shrestha, Zhu and Sun (IJCNN 2022) claim that, compared with the mean-squared spike-count loss, SpikeMax gives
 (1) better accuracy, (2) earlier correct decisions and (3) fewer spikes. For each framework x loss the bench
-picks the loss's hyper-parameters on the validation split (the same small sweep for every loss, see
-:func:`spikemax_plugins.bench.run.loss_candidates`), trains, measures the test split, prints a table and writes
-``results.json``, ``results.csv``, ``results.md`` (with a verdict on each claim) and three plots to ``--out``.
+picks the loss's hyper-parameters on the validation split (the same sweep for every loss, see
+:mod:`spikemax_plugins.bench.run`), trains one network per seed, measures the test split, prints three tables and
+the paired verdict on each claim, and writes ``results.json``, ``results.csv``, ``results.md`` and three plots to
+``--out`` (see :mod:`spikemax_plugins.bench.report`).
 
-With no arguments it runs the embedded ``digits-dvs`` set (no download), both frameworks, the four losses,
-one seed. Budget of that default run: 24 trainings (2 frameworks x 4 losses x 3 sweep candidates) of 8 epochs
-over 1,151 samples of T = 30 steps, a 968-128-10 LIF network, batch 64, one torch thread. Measured on 2 CPU
-cores: 3 min 10 s from an empty cache (building the digits-dvs frames included), 0.8 s per epoch; the same
-command took 8.5 min with two torch threads while other processes kept both cores busy. Going beyond the
-10-minute target is left to the options (``--epochs``, ``--seeds``, ``--architecture conv``, ``--dataset``).
+With no arguments it runs the embedded ``digits-dvs`` set (no download), both frameworks, the four losses, one
+test seed, and a sweep of 6 candidates per loss (3 hyper-parameter values x learning rates 2e-3 and 1e-2) on one
+seed: 48 trainings of 8 epochs over 1,151 samples of T = 30 steps, a 968-128-10 LIF network, batch 64, one torch
+thread; about 6 minutes on 2 CPU cores.
 
-Exit codes: 0 done; 2 bad arguments, missing data (the message names the expected files) or an unavailable
-device.
+Every finished training and evaluation is kept under ``--out/cells`` until the results are written, so an
+interrupted run continues with ``--resume``; an ``--out`` that already holds results is replaced only with
+``--overwrite``.
+
+Exit codes: 0 done; 2 bad arguments, an unusable ``--out``, missing or unreadable data (the message names the
+expected files) or an unavailable device, each reported before any training where it can be known up front;
+130 interrupted (Ctrl-C), with the command that resumes.
 """
 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict
+from typing import Any
 
 import torch
 from rich.console import Console
 
+from . import data as _data
 from .data import DATASET_NAMES, DatasetNotFoundError, SpikeDataset, load_dataset
 from .models import ARCHITECTURES, FRAMEWORKS
-from .report import ProgressDisplay, results_document, results_table, write_results
-from .run import LOSS_NAMES, BenchConfig, loss_candidates, run_benchmark
+from .provenance import package_versions, provenance, source_digest
+from .report import ProgressDisplay, results_document, terminal_report, write_derived
+from .run import LOSS_NAMES, BenchConfig, run_benchmark, sweep_grid
+from .store import OutputError, RunStore
+
+# The data loaders' errors. bench.data is gaining a DatasetError base class (of DatasetNotFoundError,
+# InvalidDatasetError, InsufficientMemoryError); until it exists, DatasetNotFoundError is the one to catch.
+DatasetError: type[Exception] = getattr(_data, "DatasetError", DatasetNotFoundError)
 
 DEFAULT_EPOCHS = BenchConfig.epochs
 QUICK_EPOCHS = 1
-# Without a terminal (CI logs, files) rich would fall back to 80 columns and squeeze the results table.
-LOG_WIDTH = 200
+# Without a terminal (CI logs, files) rich would fall back to 80 columns and squeeze the results tables.
+LOG_WIDTH = 100
+INTERRUPTED = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
+
+# The option behind each field of the run key, for --resume's message when the configuration differs.
+_OPTIONS = {
+    "config.dataset": "--dataset",
+    "config.frameworks": "--frameworks",
+    "config.losses": "--losses",
+    "config.epochs": "--epochs",
+    "config.time_steps": "--time-steps",
+    "config.seeds": "--seeds",
+    "config.device": "--device",
+    "config.batch_size": "--batch-size",
+    "config.learning_rates": "--learning-rates",
+    "config.hidden_size": "--hidden-size",
+    "config.architecture": "--architecture",
+    "config.sweep": "--no-sweep / --quick",
+    "config.sweep_seeds": "--sweep-seeds",
+    "config.quick": "--quick",
+    "config.threads": "--threads",
+    "source_digest": "the source code of spikemax_plugins and the adapters (SHA-256)",
+}
 
 
-def _losses(text: str) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in text.split(",") if name.strip())
-    unknown = [name for name in names if name not in LOSS_NAMES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(f"expected a comma-separated list of {', '.join(LOSS_NAMES)}; got {text!r}")
-    return tuple(dict.fromkeys(names))
+def _describe_key(path: str) -> str:
+    if path.startswith("packages."):
+        return f"the installed version of {path.removeprefix('packages.')}"
+    return _OPTIONS.get(path, path)
+
+
+def _name_list(choices: Sequence[str], option: str):
+    def parse(text: str) -> tuple[str, ...]:
+        names = tuple(name.strip() for name in text.split(",") if name.strip())
+        unknown = [name for name in names if name not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(
+                f"{option} expects a comma-separated list of {', '.join(choices)}; got {text!r}"
+            )
+        return tuple(dict.fromkeys(names))
+
+    return parse
 
 
 def _positive_int(text: str) -> int:
@@ -57,26 +102,44 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _learning_rates(text: str) -> tuple[float, ...]:
+    try:
+        rates = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        rates = ()
+    if not rates or not all(0 < rate < float("inf") for rate in rates) or len(set(rates)) != len(rates):
+        raise argparse.ArgumentTypeError(
+            f"--learning-rates expects a comma-separated list of distinct numbers > 0 (e.g. 2e-3,5e-3); got {text!r}"
+        )
+    return rates
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spikemax-bench",
         description="Compare SpikeMax with the MSE spike-count loss (and softmax cross-entropy of counts) on "
         "the same small spiking networks in snnTorch and Norse: accuracy, decision time, spikes.",
         epilog="With no arguments: digits-dvs (embedded, no download), both frameworks, the four losses, "
-        "1 seed, results in results/.",
+        "1 test seed, a 6-candidate sweep per loss, results in results/. List options are "
+        "comma-separated and plural; the singular spelling (--framework, --loss, --learning-rate) is an alias.",
     )
     parser.add_argument(
         "--dataset", choices=DATASET_NAMES, default="digits-dvs", help="data set to train on (default: %(default)s)"
     )
     parser.add_argument(
+        "--frameworks",
         "--framework",
-        choices=(*FRAMEWORKS, "both"),
-        default="both",
-        help="which framework's networks to train (default: %(default)s)",
+        dest="frameworks",
+        type=_name_list(FRAMEWORKS, "--frameworks"),
+        default=FRAMEWORKS,
+        metavar="LIST",
+        help=f"comma-separated frameworks among {','.join(FRAMEWORKS)} (default: both)",
     )
     parser.add_argument(
         "--losses",
-        type=_losses,
+        "--loss",
+        dest="losses",
+        type=_name_list(LOSS_NAMES, "--losses"),
         default=LOSS_NAMES,
         metavar="LIST",
         help=f"comma-separated losses among {','.join(LOSS_NAMES)} (default: all four)",
@@ -91,13 +154,44 @@ def build_parser() -> argparse.ArgumentParser:
         "--time-steps", type=_positive_int, default=None, help="time steps T per sample (default: the data set's)"
     )
     parser.add_argument(
-        "--seeds", type=_positive_int, default=1, help="seeds 0..N-1; results give mean ± std (default: %(default)s)"
+        "--seeds",
+        type=_positive_int,
+        default=1,
+        help="test seeds 0..N-1: one network per seed and loss, mean ± std, and with N >= 2 a paired 95%% "
+        "confidence interval per claim (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--sweep-seeds",
+        type=_positive_int,
+        default=None,
+        help="seeds 0..N-1 over which the sweep pools each candidate's validation accuracy (default: the smaller "
+        "of --seeds and 2)",
+    )
+    parser.add_argument(
+        "--learning-rates",
+        "--learning-rate",
+        dest="learning_rates",
+        type=_learning_rates,
+        default=BenchConfig.learning_rates,
+        metavar="LIST",
+        help="Adam learning rates of the sweep grid, the first being the default; the same for every loss "
+        f"(default: {','.join(f'{rate:g}' for rate in BenchConfig.learning_rates)})",
     )
     parser.add_argument(
         "--device", choices=("cpu", "cuda"), default="cpu", help="torch device to train on (default: %(default)s)"
     )
     parser.add_argument(
         "--out", default="results", help="folder for results.json/.csv/.md and the plots (default: %(default)s/)"
+    )
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the results already in --out (kept until the new ones are written)",
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the interrupted run in --out (same options), skipping its finished trainings",
     )
     parser.add_argument(
         "--data-dir",
@@ -113,21 +207,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"smoke run in seconds: tiny data subsets, {QUICK_EPOCHS} epoch, no sweep",
+        help=f"smoke run in seconds: tiny data subsets, {QUICK_EPOCHS} epoch, no sweep, no verdict",
     )
     parser.add_argument(
         "--no-sweep",
         action="store_true",
-        help="skip the validation sweep and use each loss's default hyper-parameters",
+        help="skip the validation sweep and use each loss's default hyper-parameters and the first learning rate",
     )
     parser.add_argument(
         "--batch-size", type=_positive_int, default=BenchConfig.batch_size, help="batch size (default: %(default)s)"
-    )
-    parser.add_argument(
-        "--learning-rate",
-        type=float,
-        default=BenchConfig.learning_rate,
-        help="Adam learning rate, the same for every loss (default: %(default)s)",
     )
     parser.add_argument(
         "--hidden-size",
@@ -159,89 +247,152 @@ def _error(message: str) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark; returns the exit code (argparse exits itself on --help and bad arguments)."""
     arguments = build_parser().parse_args(argv)
+    command = ["spikemax-bench", *(sys.argv[1:] if argv is None else argv)]
     # Restored afterwards, so that calling main() in-process leaves the caller's torch as it was.
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(arguments.threads)
     try:
-        return _run(arguments, argv)
+        return _run(arguments, command)
     finally:
         torch.set_num_threads(previous_threads)
 
 
-def _run(arguments: argparse.Namespace, argv: Sequence[str] | None) -> int:
-    if arguments.device == "cuda" and not torch.cuda.is_available():
-        return _error(
-            f"--device cuda was requested but torch {torch.__version__} sees no CUDA device "
-            f"(torch.cuda.is_available() is False); use --device cpu"
-        )
-    if not arguments.learning_rate > 0:
-        return _error(f"--learning-rate must be > 0, got {arguments.learning_rate}")
-    config = BenchConfig(
+def resume_command(command: Sequence[str]) -> str:
+    """``command`` as it must be repeated to continue: without ``--overwrite``, with ``--resume``."""
+    kept = [part for part in command if part != "--overwrite"]
+    if "--resume" not in kept:
+        kept.append("--resume")
+    return shlex.join(kept)
+
+
+def _config(arguments: argparse.Namespace) -> BenchConfig:
+    return BenchConfig(
         dataset=arguments.dataset,
-        frameworks=FRAMEWORKS if arguments.framework == "both" else (arguments.framework,),
+        frameworks=arguments.frameworks,
         losses=arguments.losses,
         epochs=arguments.epochs or (QUICK_EPOCHS if arguments.quick else DEFAULT_EPOCHS),
         time_steps=arguments.time_steps,
         seeds=arguments.seeds,
         device=arguments.device,
         batch_size=arguments.batch_size,
-        learning_rate=arguments.learning_rate,
+        learning_rates=arguments.learning_rates,
         hidden_size=arguments.hidden_size,
         architecture=arguments.architecture,
         sweep=not (arguments.no_sweep or arguments.quick),
+        sweep_seeds=arguments.sweep_seeds,
         quick=arguments.quick,
     )
-    console = Console(width=None if sys.stdout.isatty() else LOG_WIDTH)
-    started = time.perf_counter()
-    with ProgressDisplay(console) as display:
-        loaded: dict[int, SpikeDataset] = {}
 
-        def dataset_for_seed(seed: int) -> SpikeDataset:
-            if seed not in loaded:
-                loaded[seed] = load_dataset(
-                    config.dataset,
-                    time_steps=config.time_steps,
-                    seed=seed,
-                    data_dir=arguments.data_dir,
-                    download=arguments.download,
-                    cache_dir=arguments.cache_dir,
-                    quick=config.quick,
-                    progress=display.task,
-                )
-            return loaded[seed]
 
-        try:
-            dataset = dataset_for_seed(0)
-        except DatasetNotFoundError as error:
-            return _error(str(error))
-        if config.architecture == "conv" and dataset.kind != "events":
-            return _error(
-                f"--architecture conv needs an event data set (2, height, width); {dataset.name} is "
-                f"{dataset.kind} with input shape {dataset.input_shape}; use --architecture mlp"
-            )
-        display.note(
-            f"{dataset.name}: {len(dataset.train)} train / {len(dataset.validation)} validation / "
-            f"{len(dataset.test)} test samples, T = {dataset.time_steps}, input {dataset.input_shape}, "
-            f"{dataset.num_classes} classes; {', '.join(config.frameworks)} x {', '.join(config.losses)}, "
-            f"{config.epochs} epoch(s), {'sweep on validation' if config.sweep else 'no sweep'}"
+def _run(arguments: argparse.Namespace, command: list[str]) -> int:
+    started_at, started = time.time(), time.perf_counter()
+    if arguments.device == "cuda" and not torch.cuda.is_available():
+        return _error(
+            f"--device cuda was requested but torch {torch.__version__} sees no CUDA device "
+            f"(torch.cuda.is_available() is False); use --device cpu"
         )
-        records = run_benchmark(config, dataset_for_seed, progress=display.task, note=display.note)
+    config = _config(arguments)
+    recorded_config: dict[str, Any] = {**asdict(config), "threads": arguments.threads}
+    # Everything the cells' numbers depend on: --resume refuses to mix cells made with anything else.
+    run_key = {"config": recorded_config, "packages": package_versions(), "source_digest": source_digest()}
+    try:
+        store = RunStore.prepare(
+            arguments.out,
+            run_key=run_key,
+            overwrite=arguments.overwrite,
+            resume=arguments.resume,
+            describe=_describe_key,
+        )
+    except OutputError as error:
+        return _error(str(error))
+
+    console = Console(width=None if sys.stdout.isatty() else LOG_WIDTH)
+    started_cells = False
+    try:
+        with ProgressDisplay(console) as display:
+            loaded: dict[int, SpikeDataset] = {}
+
+            def dataset_for_seed(seed: int) -> SpikeDataset:
+                if seed not in loaded:
+                    loaded[seed] = load_dataset(
+                        config.dataset,
+                        time_steps=config.time_steps,
+                        seed=seed,
+                        data_dir=arguments.data_dir,
+                        download=arguments.download,
+                        cache_dir=arguments.cache_dir,
+                        quick=config.quick,
+                        progress=display.task,
+                    )
+                return loaded[seed]
+
+            try:
+                dataset = dataset_for_seed(0)
+            except DatasetError as error:
+                return _error(str(error))
+            if config.architecture == "conv" and dataset.kind != "events":
+                return _error(
+                    f"--architecture conv needs an event data set (2, height, width); {dataset.name} is "
+                    f"{dataset.kind} with input shape {dataset.input_shape}; use --architecture mlp"
+                )
+            display.note(
+                f"{dataset.name}: {len(dataset.train)} train / {len(dataset.validation)} validation / "
+                f"{len(dataset.test)} test samples, T = {dataset.time_steps}, input {dataset.input_shape}, "
+                f"{dataset.num_classes} classes; {', '.join(config.frameworks)} x {', '.join(config.losses)}, "
+                f"{config.epochs} epoch(s), "
+                f"{f'sweep on validation over {config.sweep_seeds} seed(s)' if config.sweep else 'no sweep'}, "
+                f"{config.seeds} test seed(s){' (SMOKE RUN: --quick)' if config.quick else ''}"
+            )
+            store.begin()
+            started_cells = True
+            resumed_cells = store.finished_cells()
+            try:
+                records = run_benchmark(config, dataset_for_seed, store=store, monitor=display)
+            except DatasetError as error:  # a later seed's data: what is finished stays for --resume
+                return _error(f"{error}\nThe finished trainings are kept; after fixing this: {resume_command(command)}")
+    except KeyboardInterrupt:
+        if not started_cells:
+            print("\nspikemax-bench: interrupted before any training; nothing was written.", file=sys.stderr)
+        else:
+            print(
+                f"\nspikemax-bench: interrupted. {store.finished_cells()} finished cell(s) are kept in {store.cells}; "
+                f"continue with:\n  {resume_command(command)}",
+                file=sys.stderr,
+            )
+        return INTERRUPTED
+
+    config_record = {**recorded_config, "data_dir": arguments.data_dir, "cache_dir": arguments.cache_dir}
     document = results_document(
-        config={**asdict(config), "data_dir": arguments.data_dir, "cache_dir": arguments.cache_dir},
+        config=config_record,
         dataset=dataset,
         records=records,
-        candidates={loss: loss_candidates(loss, dataset.time_steps) for loss in config.losses},
-        command=["spikemax-bench", *(sys.argv[1:] if argv is None else argv)],
-        total_seconds=time.perf_counter() - started,
+        grid={
+            loss: sweep_grid(loss, dataset.time_steps, config.learning_rates, sweep=config.sweep)
+            for loss in config.losses
+        },
+        provenance=provenance(
+            argv=command,
+            started=started_at,
+            wall_seconds=time.perf_counter() - started,
+            resumed_cells=resumed_cells,
+        ),
     )
-    paths = write_results(document, arguments.out)
-    console.print(results_table(document))
-    for verdict in document["verdicts"]:
-        console.print(f"[bold]{verdict['claim']}: {verdict['overall']}[/bold]")
-        for comparison in verdict["comparisons"]:
-            console.print(f"  {comparison['text']}", highlight=False)
+    try:
+        paths = store.publish(document, write_derived)
+    except KeyboardInterrupt:
+        print(
+            f"\nspikemax-bench: interrupted while writing the results; every cell is kept in {store.cells}. "
+            f"Write the results with:\n  {resume_command(command)}",
+            file=sys.stderr,
+        )
+        return INTERRUPTED
+    for renderable in terminal_report(document):
+        console.print(renderable, highlight=False)
     console.print(
-        f"wrote {', '.join(path.name for path in paths)} to {arguments.out} ({document['total_seconds']:.0f} s in all)",
+        f"wrote {', '.join(path.name for path in paths)} to {arguments.out} "
+        f"({document['provenance']['wall_seconds']:.0f} s in all)",
         highlight=False,
+        markup=False,
+        soft_wrap=True,
     )
     return 0

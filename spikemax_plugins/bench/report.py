@@ -1,58 +1,90 @@
-"""What spikemax-bench shows and writes: progress, the results table, verdicts on the paper's claims, files, plots.
+"""What spikemax-bench shows and writes: progress, the terminal tables, results.json and the files derived from it.
 
-Files written to the output folder:
+Files written to the output folder (see :meth:`spikemax_plugins.bench.store.RunStore.publish` for the order):
 
 * ``results.json``: everything (schema below), enough to redraw every table and plot.
 * ``results.csv``: one row per framework x loss, the mean and std over seeds of every summary measure.
-* ``results.md``: the results table, a verdict on each of the paper's three claims, and the sweep.
+* ``results.md``: :func:`spikemax_plugins.bench.render.results_markdown` of results.json.
 * ``accuracy_vs_time.png``, ``spikes_per_sample.png``, ``training_curves.png`` (matplotlib, Agg backend).
 
-``results.json`` keys: ``schema_version``, ``created``, ``command``, ``config``, ``dataset``, ``environment``,
-``candidates`` (the sweep grid per loss), ``records`` (one per framework x loss, see
-:func:`spikemax_plugins.bench.run.run_benchmark`), ``verdicts`` and ``total_seconds``.
+``results.json`` keys: ``schema_version``, ``provenance`` (:func:`spikemax_plugins.bench.provenance.provenance`),
+``config``, ``dataset``, ``candidates`` (the sweep grid per loss), ``records`` (one per framework x loss, see
+:func:`spikemax_plugins.bench.run.run_benchmark`) and ``verdicts``
+(:func:`spikemax_plugins.bench.verdicts.verdicts`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import io
 import json
-import math
-import platform
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from importlib import metadata
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
-from .data import silent_progress
-from .run import SUMMARY_METRICS, describe_hyper_parameters
+from .data import ProgressTask, silent_progress
+from .render import (
+    PLOTS,
+    SMOKE_PREFIX,
+    comparison_text,
+    energy_rows,
+    input_activity_line,
+    results_markdown,
+    results_rows,
+    run_description,
+    run_title,
+    training_rows,
+)
+from .run import SUMMARY_METRICS, Candidate
+from .store import atomic_write_bytes, atomic_write_text
+from .verdicts import verdicts
 
 __all__ = [
     "SCHEMA_VERSION",
     "ProgressDisplay",
-    "environment",
-    "verdicts",
-    "results_table",
+    "accuracy_figure",
+    "activity_figure",
+    "training_figure",
+    "csv_text",
     "results_document",
-    "write_results",
+    "terminal_report",
+    "write_derived",
+    "write_plots",
 ]
 
-SCHEMA_VERSION = 1
-BASELINE_LOSS = "mse_count"
-SPIKEMAX_LOSSES = ("spikemax_g", "spikemax_s")
+SCHEMA_VERSION = 2
+TERMINAL_RESULTS_COLUMNS = 4  # accuracy, steps to decision, decision at, no decision
 
 
 # ------------------------------------------------------------------------------------------------ progress
 
 
-class _RichTask:
+def _clock(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}"
+
+
+class _RemainingColumn(ProgressColumn):
+    """Time left at the average speed so far (rich's own column averages only the last 30 s)."""
+
+    def render(self, task: Task) -> Text:
+        if not task.completed or task.total is None or task.elapsed is None:
+            return Text("-:--:-- left", style="progress.remaining")
+        remaining = task.elapsed / task.completed * (task.total - task.completed)
+        return Text(f"{_clock(remaining)} left", style="progress.remaining")
+
+
+class _BarTask:
+    """One bar of a rich Progress, as a :class:`~spikemax_plugins.bench.data.ProgressTask`."""
+
     def __init__(self, progress: Progress, task_id: Any) -> None:
         self._progress = progress
         self._task_id = task_id
@@ -61,11 +93,23 @@ class _RichTask:
         self._progress.advance(self._task_id, amount)
 
 
-class ProgressDisplay:
-    """Live progress bars on a terminal; elsewhere (CI logs, pipes) one plain line per task and note.
+class _Training:
+    """The task of one training: advances its own bar and the overall one."""
 
-    :meth:`task` has the signature of the data loaders' progress hook, so one display serves data building
-    and training. Use as a context manager around the work.
+    def __init__(self, display: ProgressDisplay, task_id: Any) -> None:
+        self._display = display
+        self._task_id = task_id
+
+    def advance(self, amount: int = 1) -> None:
+        self._display._advance(self._task_id, amount)
+
+
+class ProgressDisplay:
+    """Progress on a terminal (an overall bar, run k of N, above one bar per training and per data build);
+    elsewhere (CI logs, pipes) one plain line per training, with elapsed and estimated remaining time.
+
+    It is the :class:`~spikemax_plugins.bench.run.Monitor` of the run, and :meth:`task` is the data loaders'
+    progress hook. Use as a context manager around the work.
     """
 
     def __init__(self, console: Console) -> None:
@@ -77,9 +121,15 @@ class ProgressDisplay:
                 BarColumn(),
                 MofNCompleteColumn(),
                 TimeElapsedColumn(),
-                TimeRemainingColumn(),
+                _RemainingColumn(),
                 console=console,
             )
+        self._overall: Any = None
+        self._trainings = 0
+        self._index = 0
+        self._batches = 0
+        self._batches_done = 0
+        self._started = time.perf_counter()
 
     def __enter__(self) -> ProgressDisplay:
         if self._progress is not None:
@@ -90,370 +140,301 @@ class ProgressDisplay:
         if self._progress is not None:
             self._progress.stop()
 
+    def plan(self, trainings: int, batches: int, finished: int) -> None:
+        """Start the overall count: ``trainings`` of ``batches`` batches in all; ``finished`` resumed ones."""
+        self._trainings, self._batches, self._index, self._batches_done = trainings, batches, 0, 0
+        self._started = time.perf_counter()
+        if finished:
+            self.note(f"resuming: {finished} training(s) already finished, {trainings} to go")
+        if self._progress is not None:
+            self._overall = self._progress.add_task(f"run 0 of {trainings}", total=max(batches, 1))
+
+    def _remaining(self) -> str:
+        if not self._batches_done:
+            return "unknown"
+        elapsed = time.perf_counter() - self._started
+        return _clock(elapsed / self._batches_done * (self._batches - self._batches_done))
+
+    def _advance(self, task_id: Any, amount: int) -> None:
+        self._batches_done += amount
+        if self._progress is not None:
+            self._progress.advance(task_id, amount)
+            if self._overall is not None:
+                self._progress.advance(self._overall, amount)
+
+    @contextlib.contextmanager
+    def training(self, description: str, batches: int) -> Iterator[ProgressTask]:
+        """One training's progress task (advanced per batch); it also moves the overall bar."""
+        self._index += 1
+        header = f"run {self._index} of {self._trainings}"
+        if self._progress is None:
+            elapsed = _clock(time.perf_counter() - self._started)
+            self.console.print(
+                f"[{header}] {description} (elapsed {elapsed}, about {self._remaining()} left)",
+                highlight=False,
+                markup=False,
+                soft_wrap=True,  # one line per event in a log, however long
+            )
+            yield _Training(self, None)
+            return
+        if self._overall is not None:
+            self._progress.update(self._overall, description=header)
+        task_id = self._progress.add_task(f"  {description}", total=batches)
+        try:
+            yield _Training(self, task_id)
+        finally:
+            self._progress.remove_task(task_id)
+
     @contextlib.contextmanager
     def task(self, description: str, total: int) -> Iterator[Any]:
-        """A task of ``total`` steps; the bar disappears when it is done (the notes keep the record)."""
+        """A task of ``total`` steps (building data); the bar disappears when it is done."""
         if self._progress is None:
-            self.console.print(f"... {description}", highlight=False)
+            self.console.print(f"... {description}", highlight=False, markup=False, soft_wrap=True)
             with silent_progress(description, total) as task:
                 yield task
             return
         task_id = self._progress.add_task(description, total=total)
         try:
-            yield _RichTask(self._progress, task_id)
+            yield _BarTask(self._progress, task_id)
         finally:
             self._progress.remove_task(task_id)
 
     def note(self, message: str) -> None:
-        self.console.print(message, highlight=False)
+        self.console.print(message, highlight=False, markup=False, soft_wrap=True)
 
 
-# ------------------------------------------------------------------------------------------------ document
+# ------------------------------------------------------------------------------------------------ terminal
 
 
-def environment(device: str) -> dict[str, Any]:
-    """Versions and machine facts that the numbers depend on."""
-    versions = {}
-    for package in ("torch", "snntorch", "norse", "spikemax-plugins"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "packages": versions,
-        "device": device,
-        "torch_threads": torch.get_num_threads(),
-        "cuda_device": torch.cuda.get_device_name() if device.startswith("cuda") else None,
-    }
-
-
-@dataclass(frozen=True)
-class Claim:
-    name: str
-    metric: str
-    higher_is_better: bool
-    statement: str
-
-
-CLAIMS = (
-    Claim("accuracy", "accuracy", True, "SpikeMax gives better test accuracy than the MSE spike-count loss"),
-    Claim(
-        "earlier decisions",
-        "time_to_decision_fraction",
-        False,
-        "SpikeMax networks settle on their final answer earlier (share of the sample seen at the decision)",
-    ),
-    Claim(
-        "fewer spikes",
-        "network_spikes_per_sample",
-        False,
-        "SpikeMax networks fire fewer spikes (hidden and output neurons, per sample)",
-    ),
-)
-
-
-def _comparison(claim: Claim, framework: str, variant: dict, baseline: dict) -> dict[str, Any]:
-    ours = variant["summary"][claim.metric]
-    theirs = baseline["summary"][claim.metric]
-    seeds = len(variant["seeds"])
-    if ours["mean"] is None or theirs["mean"] is None:
-        outcome = "not measurable"
-    else:
-        difference = ours["mean"] - theirs["mean"]
-        better = difference > 0 if claim.higher_is_better else difference < 0
-        noise = math.hypot(ours["std"], theirs["std"])
-        if seeds > 1 and abs(difference) <= noise:
-            outcome = "within noise"
+def _terminal_table(title: str, header: list[str], rows: list[list[str]], caption: str | None = None) -> Table:
+    """A rich table whose cells never break inside a word: each column is at least as wide as its widest value,
+    headers wrap at spaces, and the hyper-parameters wrap between parameters only."""
+    table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
+    for index, name in enumerate(header):
+        values = [row[index] for row in rows]
+        if name == "hyper-parameters":
+            widest = max((len(word) for value in values for word in value.split()), default=1)
         else:
-            outcome = "holds" if better else "does not hold"
-    text = (
-        f"{claim.name} ({framework}): {variant['loss']} {_format_measure(claim.metric, ours)} vs "
-        f"{BASELINE_LOSS} {_format_measure(claim.metric, theirs)} → {outcome}"
-    )
-    return {
-        "claim": claim.name,
-        "metric": claim.metric,
-        "framework": framework,
-        "loss": variant["loss"],
-        "baseline": BASELINE_LOSS,
-        "value": ours["mean"],
-        "baseline_value": theirs["mean"],
-        "outcome": outcome,
-        "text": text,
-    }
-
-
-def verdicts(records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Each of the paper's three claims, tested per framework and SpikeMax variant against ``mse_count``.
-
-    A comparison "holds" when the SpikeMax variant's mean is better than the baseline's; with several seeds a
-    difference no larger than the two standard deviations combined is "within noise". The claim's overall
-    verdict is "holds" when every comparison holds, "does not hold" when none does, else "mixed". Returns one
-    entry per claim (``claim``, ``statement``, ``overall``, ``comparisons``); empty without the baseline or
-    a SpikeMax loss.
-    """
-    by_key = {(record["framework"], record["loss"]): record for record in records}
-    frameworks = list(dict.fromkeys(record["framework"] for record in records))
-    results = []
-    for claim in CLAIMS:
-        comparisons = [
-            _comparison(claim, framework, by_key[framework, loss], by_key[framework, BASELINE_LOSS])
-            for framework in frameworks
-            for loss in SPIKEMAX_LOSSES
-            if (framework, loss) in by_key and (framework, BASELINE_LOSS) in by_key
-        ]
-        if not comparisons:
-            continue
-        holding = sum(comparison["outcome"] == "holds" for comparison in comparisons)
-        overall = "holds" if holding == len(comparisons) else "does not hold" if holding == 0 else "mixed"
-        results.append(
-            {"claim": claim.name, "statement": claim.statement, "overall": overall, "comparisons": comparisons}
-        )
-    return results
-
-
-# ------------------------------------------------------------------------------------------------ table
-
-
-def _format_measure(metric: str, measure: dict[str, float | None]) -> str:
-    """One summary measure as text: fractions and accuracies with 3 decimals, counts with 1, std when > 0."""
-    mean, std = measure["mean"], measure["std"]
-    if mean is None:
-        return "n/a"
-    if metric in ("accuracy", "no_decision_fraction", "time_to_decision_fraction"):
-        digits = 3
-    elif metric == "synaptic_operations_per_sample":
-        digits = 0
-    elif metric == "final_train_loss":
-        digits = 4
-    else:
-        digits = 1
-    text = f"{mean:.{digits}f}"
-    if std:
-        text += f" ± {std:.{digits}f}"
-    return text
-
-
-# (column title, summary metric) of the results table, in order after framework, loss and hyper-parameters.
-TABLE_COLUMNS = (
-    ("accuracy", "accuracy"),
-    ("decision step", "time_to_decision_steps"),
-    ("decision at (of T)", "time_to_decision_fraction"),
-    ("no decision", "no_decision_fraction"),
-    ("output spikes", "output_spikes_per_sample"),
-    ("network spikes", "network_spikes_per_sample"),
-    ("synaptic ops", "synaptic_operations_per_sample"),
-    ("s/epoch", "seconds_per_epoch"),
-    ("final train loss", "final_train_loss"),
-)
-
-
-def table_rows(records: Sequence[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
-    """Header and rows of the results table, shared by the terminal table and results.md."""
-    header = ["framework", "loss", "hyper-parameters", *(title for title, _ in TABLE_COLUMNS)]
-    rows = [
-        [
-            record["framework"],
-            record["loss"],
-            describe_hyper_parameters(record["hyper_parameters"]),
-            *(_format_measure(metric, record["summary"][metric]) for _, metric in TABLE_COLUMNS),
-        ]
-        for record in records
-    ]
-    return header, rows
-
-
-def results_table(document: dict[str, Any]) -> Table:
-    """The results as a rich table (per sample, test split; mean ± std over seeds)."""
-    dataset = document["dataset"]
-    seeds = document["config"]["seeds"]
-    table = Table(
-        title=f"spikemax-bench on {dataset['name']} (test split, {dataset['sizes']['test']} samples, "
-        f"T = {dataset['time_steps']}, {seeds} seed{'s' if seeds > 1 else ''})"
-    )
-    header, rows = table_rows(document["records"])
-    for index, title in enumerate(header):
-        # Fold rather than truncate in a narrow terminal: a number cut to "0.9…" would be worse than a tall row.
-        table.add_column(title, justify="left" if index < 3 else "right", overflow="fold")
+            widest = max((len(value) for value in values), default=1)
+        table.add_column(name, justify="left" if index < 2 or name == "hyper-parameters" else "right", min_width=widest)
     for row in rows:
         table.add_row(*row)
     return table
 
 
+def terminal_report(document: dict[str, Any]) -> list[Any]:
+    """What the terminal shows after a run: three tables that fit 100 columns, then the verdicts.
+
+    Returns rich renderables (tables and lines of text) in order.
+    """
+    title = run_title(document)
+    # Accuracy and decision columns only: with the spikes too the table would not fit 100 columns.
+    columns = 2 + TERMINAL_RESULTS_COLUMNS
+    header, rows = results_rows(document, hyper_parameters=False)
+    results_header, results_body = header[:columns], [row[:columns] for row in rows]
+    output: list[Any] = [
+        _terminal_table(f"{title}: accuracy and decisions", results_header, results_body),
+        _terminal_table(
+            "Spikes and synaptic operations per sample that the loss can change", *energy_rows(document),
+            caption=input_activity_line(document),
+        ),
+        _terminal_table("Chosen hyper-parameters and training", *training_rows(document)),
+    ]
+    if document["config"].get("quick"):
+        output.append(Text("SMOKE RUN (--quick): no verdict on the paper's claims.", style="bold"))
+        return output
+    for verdict in document["verdicts"]:
+        output.append(Text(f"{verdict['claim']}: {verdict['overall']}", style="bold"))
+        output += [Text(f"  {comparison_text(verdict, comparison)}") for comparison in verdict["comparisons"]]
+    return output
+
+
 # ------------------------------------------------------------------------------------------------ files
 
 
-def _without_non_finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _without_non_finite(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_without_non_finite(item) for item in value]
-    return value
-
-
-def _write_csv(document: dict[str, Any], path: Path) -> None:
-    columns = ["framework", "loss", "hyper_parameters", "seeds"]
+def csv_text(document: dict[str, Any]) -> str:
+    """results.csv: a header, then one row per framework x loss with the mean and std of every summary measure."""
+    columns = ["framework", "loss", "hyper_parameters", "learning_rate", "seeds"]
     for metric in SUMMARY_METRICS:
         columns += [f"{metric}_mean", f"{metric}_std"]
-    with path.open("w", newline="") as stream:
-        writer = csv.writer(stream)
-        writer.writerow(columns)
-        for record in document["records"]:
-            row = [record["framework"], record["loss"], json.dumps(record["hyper_parameters"]), len(record["seeds"])]
-            for metric in SUMMARY_METRICS:
-                row += [record["summary"][metric]["mean"], record["summary"][metric]["std"]]
-            writer.writerow(["" if value is None else value for value in row])
-
-
-def _markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return lines
-
-
-def _write_markdown(document: dict[str, Any], path: Path) -> None:
-    config, dataset = document["config"], document["dataset"]
-    sizes = dataset["sizes"]
-    lines = [
-        f"# spikemax-bench: {dataset['name']}",
-        "",
-        f"{dataset['description']}",
-        "",
-        f"Splits: {sizes['train']} train, {sizes['validation']} validation, {sizes['test']} test samples; "
-        f"T = {dataset['time_steps']} steps; {dataset['num_classes']} classes. Network: {config['architecture']}, "
-        f"{config['hidden_size']} hidden LIF neurons; Adam, learning rate {config['learning_rate']:g}, batch "
-        f"{config['batch_size']}, {config['epochs']} epochs; {config['seeds']} seed(s); device {config['device']}.",
-        "",
-        "## Results (test split, per sample; mean ± std over seeds)",
-        "",
-        *_markdown_table(*table_rows(document["records"])),
-        "",
-        "Decision step: mean first step (0-based) from which the running spike-count prediction never changes, "
-        "over the samples with a decision; decision at (of T): (step + 1) / T. Network spikes: hidden and output "
-        "neurons. Synaptic operations: input and hidden spikes times their fan-out.",
-        "",
-        "## The paper's claims (SpikeMax vs the MSE spike-count loss)",
-        "",
-    ]
-    if not document["verdicts"]:
-        lines.append(f"Not tested: the run needs {BASELINE_LOSS} and spikemax_g or spikemax_s.")
-    for verdict in document["verdicts"]:
-        lines.append(f"- **{verdict['claim']}: {verdict['overall']}.** {verdict['statement']}.")
-        lines += [f"  - {comparison['text']}" for comparison in verdict["comparisons"]]
-    lines += [
-        "",
-        "## Hyper-parameter sweep (validation split, first seed)",
-        "",
-    ]
-    sweep_rows = [
-        [
+    stream = io.StringIO()
+    writer = csv.writer(stream, lineterminator="\n")
+    writer.writerow(columns)
+    for record in document["records"]:
+        row = [
             record["framework"],
             record["loss"],
-            describe_hyper_parameters(entry["hyper_parameters"]),
-            f"{entry['validation_accuracy']:.3f}",
-            "yes" if entry["hyper_parameters"] == record["hyper_parameters"] else "",
+            json.dumps(record["hyper_parameters"]),
+            record["learning_rate"],
+            len(record["seeds"]),
         ]
-        for record in document["records"]
-        for entry in record["sweep"]
-    ]
-    lines += _markdown_table(["framework", "loss", "candidate", "validation accuracy", "chosen"], sweep_rows)
-    path.write_text("\n".join(lines) + "\n")
+        for metric in SUMMARY_METRICS:
+            row += [record["summary"][metric]["mean"], record["summary"][metric]["std"]]
+        writer.writerow(["" if value is None else value for value in row])
+    return stream.getvalue()
 
 
-def _write_plots(document: dict[str, Any], out_dir: Path) -> list[Path]:
-    import matplotlib
+def write_derived(document: dict[str, Any], out_dir: Path) -> Iterator[Path]:
+    """Write results.csv, results.md and the plots from ``document`` into ``out_dir``, each atomically.
 
-    matplotlib.use("Agg")
+    Yields each path once it is written (a generator, so that an interruption still tells what was written).
+    """
+    path = out_dir / "results.csv"
+    atomic_write_text(path, csv_text(document))
+    yield path
+    path = out_dir / "results.md"
+    atomic_write_text(path, results_markdown(document))
+    yield path
+    yield from write_plots(document, out_dir)
+
+
+class _PlotContext:
+    """What every figure of a run needs: frameworks, losses, colours, the seeds' spread, the smoke label."""
+
+    def __init__(self, document: dict[str, Any]) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only, never a window
+        records = document["records"]
+        self.frameworks = list(dict.fromkeys(record["framework"] for record in records))
+        self.losses = list(dict.fromkeys(record["loss"] for record in records))
+        self.by_key = {(record["framework"], record["loss"]): record for record in records}
+        self.colours = {loss: f"C{index}" for index, loss in enumerate(self.losses)}
+        seeds = document["config"]["seeds"]
+        self.seeds = seeds
+        self.spread = f"±1 std over {seeds} seeds" if seeds > 1 else None
+        self.smoke = SMOKE_PREFIX if document["config"].get("quick") else ""
+
+
+def accuracy_figure(document: dict[str, Any]) -> Any:
+    """Test accuracy of the running prediction over time, one panel per framework; returns the matplotlib Figure.
+
+    The x-axis counts the time steps seen (``t + 1`` for 0-based step ``t``), the convention of the tables' "steps
+    to decision", so that a decision after ``k`` steps sits at ``x = k``. Bands: ±1 std over seeds (labelled as
+    such; none with one seed). The dashed line is chance, ``1/C``.
+    """
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
-    records = document["records"]
-    frameworks = list(dict.fromkeys(record["framework"] for record in records))
-    losses = list(dict.fromkeys(record["loss"] for record in records))
-    by_key = {(record["framework"], record["loss"]): record for record in records}
-    colours = {loss: f"C{index}" for index, loss in enumerate(losses)}
-    written = []
-
-    figure, axes = plt.subplots(1, len(frameworks), figsize=(5.5 * len(frameworks), 4), squeeze=False, sharey=True)
+    context = _PlotContext(document)
+    chance = 1.0 / document["dataset"]["num_classes"]
+    frameworks = context.frameworks
+    figure, axes = plt.subplots(1, len(frameworks), figsize=(5.5 * len(frameworks), 4.2), squeeze=False, sharey=True)
     for axis, framework in zip(axes[0], frameworks, strict=True):
-        for loss in losses:
-            curve = by_key[framework, loss]["summary"]["accuracy_over_time"]
-            mean, std = torch.tensor(curve["mean"]), torch.tensor(curve["std"])
-            steps = torch.arange(1, len(mean) + 1)
-            axis.plot(steps, mean, label=loss, color=colours[loss])
-            axis.fill_between(steps, mean - std, mean + std, color=colours[loss], alpha=0.2)
-        axis.set(title=framework, xlabel="time step", ylim=(0, 1))
+        steps: list[int] = []
+        for loss in context.losses:
+            curve = context.by_key[framework, loss]["summary"]["accuracy_over_time"]
+            mean, std = curve["mean"], curve["std"]
+            steps = list(range(1, len(mean) + 1))
+            axis.plot(steps, mean, label=loss, color=context.colours[loss])
+            if context.spread:
+                low = [value - spread for value, spread in zip(mean, std, strict=True)]
+                high = [value + spread for value, spread in zip(mean, std, strict=True)]
+                axis.fill_between(steps, low, high, color=context.colours[loss], alpha=0.2, linewidth=0)
+        axis.axhline(chance, color="grey", linestyle="--", linewidth=1, label=f"chance (1/C = {chance:.2f})")
+        axis.set(title=framework, xlabel="time steps seen (t + 1)", ylim=(0, 1), xlim=(1, max(len(steps), 2)))
         axis.grid(alpha=0.3)
     axes[0][0].set_ylabel("test accuracy of the running prediction")
-    axes[0][-1].legend(loc="lower right")
-    written.append(_save(figure, out_dir / "accuracy_vs_time.png"))
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    if context.spread:
+        handles.append(Patch(color="grey", alpha=0.2))
+        labels.append(f"band: {context.spread}")
+    # Upper left: the curves start near zero and rise, so that corner stays clear.
+    axes[0][-1].legend(handles, labels, loc="upper left", fontsize="small")
+    figure.suptitle(f"{context.smoke}{run_description(document)}", fontsize="medium")
+    return figure
 
-    panels = (
-        ("output_spikes_per_sample", "output spikes per sample"),
-        ("network_spikes_per_sample", "network spikes per sample"),
-        ("synaptic_operations_per_sample", "synaptic operations per sample"),
-    )
-    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+
+ACTIVITY_PANELS = (
+    ("output_spikes_per_sample", "output spikes per sample"),
+    ("hidden_spikes_per_sample", "hidden-layer spikes per sample"),
+    ("hidden_synaptic_operations_per_sample", "synaptic operations per sample\ndriven by hidden spikes"),
+)
+
+
+def activity_figure(document: dict[str, Any]) -> Any:
+    """Bars of the activity the loss can change (:data:`ACTIVITY_PANELS`), per framework and loss; returns the
+    Figure. Error bars: ±1 std over seeds (said in the title). The input's events and operations, the same for every
+    loss, are given in the title instead of as bars that would dwarf the rest."""
+    import matplotlib.pyplot as plt
+
+    context = _PlotContext(document)
+    frameworks, losses = context.frameworks, context.losses
+    figure, axes = plt.subplots(1, len(ACTIVITY_PANELS), figsize=(5 * len(ACTIVITY_PANELS), 4.4), squeeze=False)
     width = 0.8 / len(losses)
-    for axis, (metric, title) in zip(axes[0], panels, strict=True):
+    for axis, (metric, quantity) in zip(axes[0], ACTIVITY_PANELS, strict=True):
         for index, loss in enumerate(losses):
-            measures = [by_key[framework, loss]["summary"][metric] for framework in frameworks]
+            measures = [context.by_key[framework, loss]["summary"][metric] for framework in frameworks]
             positions = [position + (index - (len(losses) - 1) / 2) * width for position in range(len(frameworks))]
             axis.bar(
                 positions,
-                [measure["mean"] for measure in measures],
+                [measure["mean"] or 0.0 for measure in measures],
                 width,
-                yerr=[measure["std"] for measure in measures],
+                yerr=[measure["std"] or 0.0 for measure in measures] if context.spread else None,
+                capsize=3,
                 label=loss,
-                color=colours[loss],
+                color=context.colours[loss],
             )
         axis.set_xticks(range(len(frameworks)), frameworks)
-        axis.set_title(title)
+        axis.set_ylabel(quantity)
         axis.grid(axis="y", alpha=0.3)
-    axes[0][0].legend()
-    written.append(_save(figure, out_dir / "spikes_per_sample.png"))
+    axes[0][0].legend(fontsize="small")
+    note = input_activity_line(document).replace("left out above", "not shown")
+    figure.suptitle(
+        f"{context.smoke}Activity the loss can change, per test sample ({run_description(document)})"
+        f"{'; error bars: ' + context.spread if context.spread else ''}\n{note}",
+        fontsize="small",
+    )
+    return figure
 
+
+def training_figure(document: dict[str, Any]) -> Any:
+    """Training loss and validation accuracy per epoch of the chosen candidates (mean over seeds); returns the
+    Figure."""
+    import matplotlib.pyplot as plt
+
+    context = _PlotContext(document)
+    frameworks = context.frameworks
     figure, axes = plt.subplots(2, len(frameworks), figsize=(5.5 * len(frameworks), 7), squeeze=False)
     for column, framework in enumerate(frameworks):
-        for loss in losses:
-            seed_curves = [seed["curves"] for seed in by_key[framework, loss]["seeds"]]
-            epochs = torch.arange(1, len(seed_curves[0]["train_loss"]) + 1)
+        for loss in context.losses:
+            seed_curves = [seed["curves"] for seed in context.by_key[framework, loss]["seeds"]]
+            epochs = list(range(1, len(seed_curves[0]["train_loss"]) + 1))
             for row, key in enumerate(("train_loss", "validation_accuracy")):
-                mean = torch.tensor([curves[key] for curves in seed_curves]).mean(0)
-                axes[row][column].plot(epochs, mean, marker="o", label=loss, color=colours[loss])
+                values = [curves[key] for curves in seed_curves]
+                mean = [sum(per_epoch) / len(per_epoch) for per_epoch in zip(*values, strict=True)]
+                axes[row][column].plot(epochs, mean, marker="o", label=loss, color=context.colours[loss])
         axes[0][column].set(title=framework, yscale="log", ylabel="training loss (each loss its own scale)")
         axes[1][column].set(xlabel="epoch", ylabel="validation accuracy", ylim=(0, 1))
         for row in range(2):
             axes[row][column].grid(alpha=0.3)
-    axes[1][-1].legend(loc="lower right")
-    written.append(_save(figure, out_dir / "training_curves.png"))
-    return written
+    axes[1][-1].legend(loc="lower right", fontsize="small")
+    seeds = f" (mean over {context.seeds} seeds)" if context.seeds > 1 else ""
+    figure.suptitle(f"{context.smoke}Training of the chosen candidates{seeds}", fontsize="medium")
+    return figure
+
+
+def write_plots(document: dict[str, Any], out_dir: Path) -> Iterator[Path]:
+    """Draw the three figures of ``document`` into ``out_dir`` (names in
+    :data:`spikemax_plugins.bench.render.PLOTS`), each atomically; yields each path once written."""
+    for name, draw in (
+        ("accuracy-plot", accuracy_figure),
+        ("spikes-plot", activity_figure),
+        ("training-plot", training_figure),
+    ):
+        yield _save(draw(document), out_dir / PLOTS[name][0])
 
 
 def _save(figure: Any, path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    buffer = io.BytesIO()
+    # No "Software" text chunk and no time stamp: the same figure gives the same bytes.
+    figure.savefig(buffer, dpi=120, format="png", metadata={"Software": None})
     plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())
     return path
-
-
-def write_results(document: dict[str, Any], out_dir: str | Path) -> list[Path]:
-    """Write results.json, results.csv, results.md and the three plots into ``out_dir``; returns the paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    json_path = out_dir / "results.json"
-    json_path.write_text(json.dumps(_without_non_finite(document), indent=2, allow_nan=False) + "\n")
-    csv_path = out_dir / "results.csv"
-    _write_csv(document, csv_path)
-    markdown_path = out_dir / "results.md"
-    _write_markdown(document, markdown_path)
-    return [json_path, csv_path, markdown_path, *_write_plots(document, out_dir)]
 
 
 def results_document(
@@ -461,15 +442,13 @@ def results_document(
     config: dict[str, Any],
     dataset: Any,
     records: list[dict[str, Any]],
-    candidates: dict[str, list[dict[str, Any]]],
-    command: list[str],
-    total_seconds: float,
+    grid: dict[str, list[Candidate]],
+    provenance: dict[str, Any],
 ) -> dict[str, Any]:
     """The content of results.json (see the module docstring); ``dataset`` is the first seed's SpikeDataset."""
     return {
         "schema_version": SCHEMA_VERSION,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": command,
+        "provenance": provenance,
         "config": config,
         "dataset": {
             "name": dataset.name,
@@ -481,9 +460,10 @@ def results_document(
             "time_steps": dataset.time_steps,
             "sizes": {split: len(getattr(dataset, split)) for split in ("train", "validation", "test")},
         },
-        "environment": environment(config["device"]),
-        "candidates": candidates,
+        "candidates": {
+            loss: [{"hyper_parameters": c.hyper_parameters, "learning_rate": c.learning_rate} for c in candidates]
+            for loss, candidates in grid.items()
+        },
         "records": records,
-        "verdicts": verdicts(records),
-        "total_seconds": total_seconds,
+        "verdicts": verdicts(records, quick=bool(config.get("quick"))),
     }
