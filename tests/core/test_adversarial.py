@@ -604,6 +604,22 @@ def test_loss_weighted_mean_with_huge_finite_weights(kind, data):
     run_loss_call(data.draw(loss_calls(kind, huge_weights=True, adversarial=False)), "function")
 
 
+@pytest.mark.parametrize("dtype, huge", [(torch.float32, 3e38), (torch.float32, 1e38), (torch.float64, 1e308)])
+@pytest.mark.parametrize("kind", LOSS_KINDS)
+def test_weighted_mean_is_scale_free_up_to_the_largest_weight(kind, dtype, huge):
+    """A deterministic witness of test_loss_weighted_mean_with_huge_finite_weights: the weighted mean over class
+    indices (and mse_count's) with every weight equal is the unweighted mean, for any finite weight."""
+    spikes = torch.tensor([[[1.0, 0.0, 2.0], [0.0, 1.0, 0.0]], [[1.0, 1.0, 0.0], [2.0, 0.0, 1.0]]], dtype=dtype)
+    target = torch.tensor([0, 1])
+    options = {"window": 1} if kind == "spikemax_s" else {"true_rate": 0.5, "false_rate": 0.0} \
+        if kind == "mse_count" else {}
+    expected = FUNCTIONS[kind](spikes, target, **options)
+    got = FUNCTIONS[kind](spikes, target, weight=torch.full((3,), huge, dtype=dtype), **options)
+    assert torch.isfinite(expected)
+    assert got.item() == pytest.approx(expected.item(), rel=1e-6), (
+        f"{kind}: weighted mean with every weight {huge:g} ({dtype}) is {got.item()}, unweighted {expected.item()}")
+
+
 # ------------------------------------------------------------------------------ second derivatives
 
 
