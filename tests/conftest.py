@@ -1,6 +1,7 @@
-"""Shared pytest configuration: hypothesis profiles and the ``cuda`` marker."""
+"""Shared pytest configuration: hypothesis profiles, the ``cuda`` marker, the adversarial outcome summary."""
 
 import os
+import sys
 
 import pytest
 import torch
@@ -21,3 +22,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "cuda" in item.keywords:
             item.add_marker(skip_cuda)
+
+
+def pytest_terminal_summary(terminalreporter):
+    """After a run that included the adversarial suites: how many drawn calls were valid, clear errors, unchecked."""
+    support = sys.modules.get("tests.core.adversarial_support")
+    if support is None:
+        return
+    lines = support.outcome_lines()
+    if lines:
+        terminalreporter.section("adversarial outcomes")
+        for line in lines:
+            terminalreporter.write_line(line)
