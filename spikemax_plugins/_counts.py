@@ -109,7 +109,7 @@ class _WindowSums(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        return _WindowSumsAdjoint.apply(grad, ctx.window, ctx.stride, ctx.num_steps), None, None, None
+        return _window_sums_adjoint(grad, ctx.window, ctx.stride, ctx.num_steps), None, None, None
 
 
 class _WindowSumsAdjoint(torch.autograd.Function):
@@ -130,12 +130,36 @@ class _WindowSumsAdjoint(torch.autograd.Function):
 
     @staticmethod
     def setup_context(ctx, inputs, output):  # type: ignore[override]
-        _, window, stride, _ = inputs
-        ctx.window, ctx.stride = window, stride
+        _, window, stride, num_steps = inputs
+        ctx.window, ctx.stride, ctx.num_steps = window, stride, num_steps
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        return _WindowSums.apply(grad, ctx.window, ctx.stride, grad.dtype), None, None, None
+        return _window_sums(grad, ctx.window, ctx.stride, grad.dtype), None, None, None
+
+
+# Forward mode: both maps are linear, so each is its own jvp. Dynamo cannot trace an autograd.Function that
+# defines jvp, so the eager twins below carry it and torch.compile traces the classes above.
+class _EagerWindowSums(_WindowSums):
+    @staticmethod
+    def jvp(ctx, tangent, *_):  # type: ignore[override]
+        return _window_sums(tangent, ctx.window, ctx.stride, tangent.dtype)
+
+
+class _EagerWindowSumsAdjoint(_WindowSumsAdjoint):
+    @staticmethod
+    def jvp(ctx, tangent, *_):  # type: ignore[override]
+        return _window_sums_adjoint(tangent, ctx.window, ctx.stride, ctx.num_steps)
+
+
+def _window_sums(values: Tensor, window: int, stride: int, accumulator: torch.dtype) -> Tensor:
+    function = _WindowSums if torch.compiler.is_compiling() else _EagerWindowSums
+    return function.apply(values, window, stride, accumulator)
+
+
+def _window_sums_adjoint(window_values: Tensor, window: int, stride: int, num_steps: int) -> Tensor:
+    function = _WindowSumsAdjoint if torch.compiler.is_compiling() else _EagerWindowSumsAdjoint
+    return function.apply(window_values, window, stride, num_steps)
 
 
 def window_counts(spikes: Tensor, num_classes: int, window: int, stride: int, time_dim: int = 0) -> Tensor:
@@ -153,4 +177,4 @@ def window_counts(spikes: Tensor, num_classes: int, window: int, stride: int, ti
         # The single window is the whole sample: the same sum as the global loss, bit for bit.
         return total_counts(spikes, num_classes, time_dim).unsqueeze(0)
     values = group_population(time_first(spikes, time_dim).to(accumulation_dtype(spikes.dtype)), num_classes)
-    return _WindowSums.apply(values, window, stride, _window_accumulator(spikes.dtype, spikes.device))
+    return _window_sums(values, window, stride, _window_accumulator(spikes.dtype, spikes.device))

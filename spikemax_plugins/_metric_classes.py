@@ -30,6 +30,15 @@ except Exception as error:  # torchmetrics raises RuntimeError, not ImportError,
 __all__ = ["SpikeAccuracy", "AccuracyOverTime", "TimeToDecision", "SynapticOperations", "EarlyExitMetric"]
 
 
+def _check_device(metric: Metric, tensor: object, name: str) -> None:
+    """Updates come on the device of the metric's states: torch would add a meta batch to CPU states as nothing."""
+    if isinstance(tensor, Tensor) and tensor.device != metric.samples.device:
+        raise ValueError(
+            f"{name} is on {tensor.device} but {type(metric).__name__}'s states are on {metric.samples.device}; move "
+            f"the metric with .to({str(tensor.device)!r}) or the {name} to {metric.samples.device}"
+        )
+
+
 class _CountingMetric(Metric):
     """Options shared by the classification metrics; states are added by each subclass."""
 
@@ -57,6 +66,7 @@ class SpikeAccuracy(_CountingMetric):
         self.add_state("correct", torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
 
     def update(self, spikes: Tensor, target: Tensor) -> None:
+        _check_device(self, spikes, "spikes")
         self.correct += _correct_count(spikes, target, self.num_classes, self.time_dim)
         self.samples += target.shape[0]
 
@@ -81,6 +91,7 @@ class AccuracyOverTime(_CountingMetric):
         self.add_state("correct", torch.zeros(self.num_steps, dtype=torch.int64), dist_reduce_fx="sum")
 
     def update(self, spikes: Tensor, target: Tensor) -> None:
+        _check_device(self, spikes, "spikes")
         correct = _correct_over_time(spikes, target, self.num_classes, self.time_dim)
         if correct.shape[0] != self.num_steps:
             raise ValueError(
@@ -113,6 +124,7 @@ class TimeToDecision(_CountingMetric):
 
     def update(self, spikes: Tensor, target: Tensor | None = None) -> None:
         """``target`` is accepted (and ignored) so that the metric fits a collection of (spikes, target) metrics."""
+        _check_device(self, spikes, "spikes")
         steps = _decision_steps(spikes, self.num_classes, self.time_dim)
         decided = steps >= 0
         num_steps = spikes.shape[self.time_dim]
@@ -155,6 +167,8 @@ class SynapticOperations(Metric):
         fan_out: Sequence[int | float | Tensor],
         until: Tensor | None = None,
     ) -> None:
+        if isinstance(layer_spikes, (list, tuple)) and layer_spikes:
+            _check_device(self, layer_spikes[0], "layer_spikes")
         per_sample = _operations_per_sample(layer_spikes, fan_out, until, self.time_dim)
         self.operations += per_sample.sum()
         self.samples += per_sample.shape[0]
@@ -193,6 +207,7 @@ class EarlyExitMetric(Metric):
             self.add_state(name, torch.tensor(0, dtype=dtype), dist_reduce_fx="sum")
 
     def update(self, spikes: Tensor, target: Tensor) -> None:
+        _check_device(self, spikes, "spikes")
         report = evaluate(self.rule, spikes, target, time_dim=self.time_dim)
         target = _check_exit_target(target, report.exit_step.shape[0], self.rule.num_classes, spikes.device)
         sums = _report_sums(report.exit_step, report.prediction, report.prediction_set, target, self.rule.num_steps)

@@ -355,14 +355,18 @@ def check_values(
     *,
     mean_denominator: Tensor | None = None,
     what: str = "spikes",
+    quantity: str = "spike count",
+    overflow_counts: Tensor | None = None,
 ) -> None:
     """Value checks on small tensors, read in one host synchronisation.
 
-    Every loss and metric depends on the spikes only through ``counts`` (total, window or running counts, which
-    the caller computed anyway): a NaN or inf spike makes a count non-finite, and a negative spike shows as a
-    negative count unless other spikes of the same class and window outweigh it. ``target`` is checked for
+    The losses depend on the spikes only through ``counts`` (total or window counts, which they computed anyway):
+    a NaN or inf spike makes a count non-finite, and a negative spike shows as a negative count unless other
+    spikes of the same class and window outweigh it. The metrics pass the spikes themselves (``quantity``
+    "spike"), so that no negative spike goes unseen. ``target`` is checked for
     range (class indices) or for finite non-negative rows summing to one (probabilities). ``weight`` must be
-    finite and non-negative; ``mean_denominator`` (the weighted mean's sum of sample weights) must be > 0.
+    finite and non-negative; ``mean_denominator`` (the weighted mean's sum of sample weights) must be > 0;
+    ``overflow_counts``, when ``counts`` holds the spikes themselves, must be finite (no sum overflowed).
     """
     # detach(): the statistics must not record autograd nodes (cheaper than a no_grad block on this hot path).
     statistics = [*torch.aminmax(counts.detach())]
@@ -377,14 +381,17 @@ def check_values(
         statistics += torch.aminmax(weight.detach())
     if mean_denominator is not None:
         statistics.append(mean_denominator.detach())
+    if overflow_counts is not None:
+        statistics.append(overflow_counts.detach().amax())
     values = _read(statistics)
     count_min, count_max = values[0], values[1]
     if not (math.isfinite(count_min) and math.isfinite(count_max)):
+        cause = " (a NaN or inf spike, or finite spikes whose count overflows)" if quantity == "spike count" else ""
         raise ValueError(
-            f"{what} must be finite, got NaN or inf values (spike counts in [{count_min:.6g}, {count_max:.6g}])"
+            f"{what} must be finite, got NaN or inf {quantity}s in [{count_min:.6g}, {count_max:.6g}]{cause}"
         )
     if count_min < 0:
-        raise ValueError(f"{what} must be >= 0 (spike counts), got a spike count of {count_min:.6g}")
+        raise ValueError(f"{what} must be >= 0 ({quantity}s), got a {quantity} of {count_min:.6g}")
     position = 2
     if target is not None:
         if soft:
@@ -412,8 +419,15 @@ def check_values(
     if weight is not None:
         _raise_for_weight(values[position], values[position + 1])
         position += 2
-    if mean_denominator is not None and not values[position] > 0:
+    if mean_denominator is not None:
+        if not values[position] > 0:
+            raise ValueError(
+                "weight gives every sample of the batch weight 0 (sum of the sample weights is "
+                f"{values[position]:.6g}): the weighted mean is 0 / 0; use reduction='sum' or 'none'"
+            )
+        position += 1
+    if overflow_counts is not None and not math.isfinite(values[position]):
         raise ValueError(
-            "weight gives every sample of the batch weight 0 (sum of the sample weights is "
-            f"{values[position]:.6g}): the weighted mean is 0 / 0; use reduction='sum' or 'none'"
+            f"{what} must have finite spike counts, got a count of {values[position]:.6g} (finite spikes whose sum "
+            f"overflows {overflow_counts.dtype})"
         )

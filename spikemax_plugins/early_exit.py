@@ -126,6 +126,15 @@ def _validated_running_counts(spikes: Tensor, num_classes: int | None, time_dim:
     return counts
 
 
+def _require_values(tensor: Tensor, what: str) -> None:
+    """Early exit decides from values: a meta tensor (shapes only) cannot be decided on."""
+    if tensor.is_meta:
+        raise ValueError(
+            f"{what} is a meta tensor: early exit decides from spike values, which a meta tensor does not have "
+            "(the losses and metrics accept meta tensors; early exit does not)"
+        )
+
+
 def _check_spike_values(spikes: Tensor, what: str = "spikes") -> None:
     # Running counts hide a negative spike that earlier spikes outweigh; decisions read every step, so check
     # the spikes themselves (one pass, one synchronisation).
@@ -459,6 +468,7 @@ def _check_rule_spikes(rule: ExitRule, spikes: Tensor, time_dim: int) -> Tensor:
         raise ValueError(
             f"the number of output neurons N = {num_outputs} must be a multiple of the rule's C = {rule.num_classes}"
         )
+    _require_values(spikes, "spikes")
     if check.values_checkable(spikes):
         _check_spike_values(spikes)
     return time_first(spikes, time_dim)
@@ -520,10 +530,7 @@ def run(
                 raise TypeError(
                     f"step_fn must return the output spikes of one step as a tensor [B, N], got {type(output).__name__}"
                 )
-            if output.dim() != 2:
-                raise ValueError(
-                    f"step_fn must return the output spikes of one step, [B, N], got shape {tuple(output.shape)}"
-                )
+            _check_step_output(output, step, rule, None if state is None else state.batch_size)
             if state is None:
                 state = rule.start(output.shape[0], device=output.device)
             if bool(state.update(output).all()):
@@ -589,6 +596,7 @@ def calibrate(
     num_steps, batch_size, num_outputs = _calibration_shape(spikes, time_dim)
     classes = check.resolve_num_classes(num_outputs, check.check_num_classes(num_classes))
     target = check.check_target(target, spikes, batch_size, classes, time_dim, allow_soft=False)
+    _require_values(spikes, "spikes")
     max_set_size = check.check_int(max_set_size, "max_set_size", minimum=1, maximum=classes, why=" (C, the classes)")
     if checkpoints is None:
         steps = default_checkpoints(num_steps, method)
@@ -619,6 +627,29 @@ def calibrate(
         alpha=alpha,
         calibration_size=batch_size,
     )
+
+
+def _check_step_output(output: Tensor, step: int, rule: ExitRule, batch_size: int | None) -> None:
+    """What ``step_fn`` returned at ``step``: the floating-point output spikes ``[B, N]`` of one step."""
+    if not output.is_floating_point():
+        raise TypeError(
+            f"step_fn must return floating-point output spikes [B, N], got dtype {output.dtype} at step {step}"
+        )
+    if output.dim() != 2:
+        raise ValueError(
+            f"step_fn must return the output spikes of one step, [B, N], got shape {tuple(output.shape)} at step {step}"
+        )
+    if output.shape[1] % rule.num_classes:
+        raise ValueError(
+            f"step_fn must return [B, N] with N a multiple of the rule's C = {rule.num_classes}, got shape "
+            f"{tuple(output.shape)} at step {step}"
+        )
+    if batch_size is not None and output.shape[0] != batch_size:
+        raise ValueError(
+            f"step_fn returned B = {output.shape[0]} samples at step {step} but B = {batch_size} before: the batch "
+            "must stay the same through the steps"
+        )
+    _require_values(output, f"step_fn's output at step {step}")
 
 
 def _calibration_shape(spikes: object, time_dim: int) -> tuple[int, int, int]:

@@ -149,6 +149,28 @@ def _sample_weights(target: Tensor, weight: Tensor, num_classes: int) -> Tensor:
     return weight[target.clamp(0, num_classes - 1)]
 
 
+def _weights_for(
+    weight: Tensor | None, target: Tensor, dtype: torch.dtype, num_classes: int, reduction: str
+) -> tuple[Tensor | None, Tensor | None]:
+    """The class weights the loss computes with, and the weighted mean's denominator (None: the batch size).
+
+    torch's weighted mean divides by ``sum_b weight[target_b]`` for class indices and by B for probabilities.
+    With class indices and ``reduction="mean"`` the loss does not change when every weight is scaled, so the
+    weights are divided by the largest: ``sum(w * loss)`` and ``sum(w)`` then cannot overflow, whatever finite
+    weights come. (With probabilities, or another reduction, the weights' scale is part of the result.)
+    """
+    if weight is None:
+        return None, None
+    if reduction != "mean" or target.is_floating_point():
+        return weight.to(dtype), None
+    # Scaled in the wider of the two dtypes: a float64 weight could overflow float32 counts before it is scaled,
+    # and a float32 weight scaled in float32 would round what float64 counts compute exactly.
+    weight = weight.to(torch.promote_types(weight.dtype, dtype))
+    largest = weight.amax()
+    weight = torch.where(largest > 0, weight / largest, weight).to(dtype)  # all zero stays zero: the checks refuse it
+    return weight, _sample_weights(target, weight, num_classes).sum()
+
+
 def _reduce(per_sample: Tensor, reduction: str, mean_denominator: Tensor | None) -> Tensor:
     """Reduce [B] losses; ``mean_denominator`` replaces the batch size in the mean (a weighted mean)."""
     if reduction == "none":
@@ -209,22 +231,18 @@ def _spikemax_loss(spikes: Tensor, target: Tensor, weight: Tensor | None, option
         counts = total_counts(spikes, num_classes, time_dim)  # [B, C]
     else:
         counts = window_counts(spikes, num_classes, window, options.stride, time_dim)  # [S, B, C]
-    # torch's weighted mean divides by sum_b weight[target_b] for class indices, by B for probabilities.
-    mean_denominator = None
-    if weight is not None and options.reduction == "mean" and not target.is_floating_point():
-        mean_denominator = _sample_weights(target, weight.to(counts.dtype), num_classes).sum()
-    if check.values_checkable(spikes, target, weight):
-        check.check_values(counts, target, num_classes, weight, mean_denominator=mean_denominator)
+    raw_weight = weight
+    weight, mean_denominator = _weights_for(weight, target, counts.dtype, num_classes, options.reduction)
+    if check.values_checkable(spikes, target, raw_weight):
+        check.check_values(counts, target, num_classes, raw_weight, mean_denominator=mean_denominator)
 
     if options.mode == "probability" and options.smoothing == 0:
         distribution = _target_distribution(target, num_classes, options.label_smoothing, counts.dtype)
         if options.label_smoothing == 1:
             distribution = distribution.detach()  # the target has no effect; avoid 0 * inf in its gradient
-        per_window = _ExactProbabilityNLL.apply(
-            counts if counts.dim() == 3 else counts.unsqueeze(0),
-            distribution,
-            None if weight is None else weight.to(counts.dtype),
-            options.temperature,
+        exact_nll = _ExactProbabilityNLL if torch.compiler.is_compiling() else _EagerExactProbabilityNLL
+        per_window = exact_nll.apply(
+            counts if counts.dim() == 3 else counts.unsqueeze(0), distribution, weight, options.temperature
         )  # [S, B]
         per_sample = per_window[0] if per_window.shape[0] == 1 else per_window.mean(0)
         return _reduce(per_sample, options.reduction, mean_denominator)
@@ -257,8 +275,9 @@ class _ExactProbabilityNLL(torch.autograd.Function):
     class; a zero weight or zero target share multiplies an infinite factor to exactly 0, since the loss does
     not depend on it there.
 
-    Differentiable once, in every input (counts, target distribution, weight). A second derivative raises (see
-    :class:`_FirstDerivativeOnly`) rather than being silently 0. ``torch.func.vmap`` / ``grad`` work.
+    Differentiable once, in reverse mode, in every input (counts, target distribution, weight). A second
+    derivative or forward-mode differentiation raises (see :class:`_FirstDerivativeOnly`) rather than being
+    silently wrong. ``torch.func.vmap`` / ``grad`` work.
 
     Shapes: counts ``[S, B, C]``, distribution ``[B, C]``, weight ``[C]`` or None; output ``[S, B]``.
     """
@@ -294,8 +313,11 @@ class _ExactProbabilityNLL(torch.autograd.Function):
                 counts, distribution, weight, ctx.temperature, grad_loss, needs_counts, needs_distribution, needs_weight
             )
         if graph_wanted:
+            # Tied to every input and to the incoming gradient, so that differentiating any of them again raises.
+            anchors = (counts, distribution, weight, grad_loss)
+            first_only = _FirstDerivativeOnly if torch.compiler.is_compiling() else _EagerFirstDerivativeOnly
             gradients = tuple(
-                None if gradient is None else _FirstDerivativeOnly.apply(gradient, counts) for gradient in gradients
+                None if gradient is None else first_only.apply(gradient, *anchors) for gradient in gradients
             )
         return (*gradients, None)
 
@@ -352,7 +374,9 @@ class _FirstDerivativeOnly(torch.autograd.Function):
     generate_vmap_rule = True
 
     @staticmethod
-    def forward(gradient: Tensor, anchor: Tensor) -> Tensor:
+    def forward(
+        gradient: Tensor, counts: Tensor, distribution: Tensor, weight: Tensor | None, grad_loss: Tensor
+    ) -> Tensor:
         return gradient.clone()
 
     @staticmethod
@@ -361,13 +385,31 @@ class _FirstDerivativeOnly(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        raise RuntimeError(
-            "spikemax_g / spikemax_s with mode='probability' and smoothing=0 are differentiable once: their "
-            "closed-form gradient (exact at silent classes) has no second derivative implemented, so "
-            "create_graph=True followed by another differentiation, torch.func.grad of a gradient, hessian and "
-            "jacfwd-over-jacrev are not supported. Use smoothing > 0 (e.g. 1e-6), which is differentiable any "
-            "number of times."
-        )
+        raise RuntimeError(_ONCE_DIFFERENTIABLE)
+
+
+def _refuse_forward_mode(ctx, *tangents):  # type: ignore[no-untyped-def]
+    raise RuntimeError(_ONCE_DIFFERENTIABLE)
+
+
+# Forward mode (jvp, jacfwd, hessian) must raise the error above rather than torch's generic one. Dynamo cannot
+# trace an autograd.Function that defines jvp, so the eager twins carry it and torch.compile traces the classes
+# above (forward mode is not traced anyway).
+class _EagerExactProbabilityNLL(_ExactProbabilityNLL):
+    jvp = staticmethod(_refuse_forward_mode)
+
+
+class _EagerFirstDerivativeOnly(_FirstDerivativeOnly):
+    jvp = staticmethod(_refuse_forward_mode)
+
+
+_ONCE_DIFFERENTIABLE = (
+    "spikemax_g / spikemax_s with mode='probability' and smoothing=0 are differentiable once, in reverse mode: "
+    "their closed-form gradient (exact at silent classes) has no second derivative and no forward mode "
+    "implemented, so create_graph=True followed by another differentiation, torch.func.grad of a gradient, "
+    "torch.func.jvp, jacfwd and hessian are not supported. Use smoothing > 0 (e.g. 1e-6), which is "
+    "differentiable any number of times, in either mode."
+)
 
 
 def spikemax_g(
@@ -479,7 +521,8 @@ def _mse_count_loss(spikes: Tensor, target: Tensor, weight: Tensor | None, optio
     target = check.check_target(target, spikes, batch_size, num_classes, time_dim)
     weight = check.check_weight(weight, num_classes, spikes)
     counts = total_counts(spikes, num_classes, time_dim)
-    sample_weights = None if weight is None else _sample_weights(target, weight.to(counts.dtype), num_classes)
+    scaled_weight, _ = _weights_for(weight, target, counts.dtype, num_classes, options.reduction)
+    sample_weights = None if scaled_weight is None else _sample_weights(target, scaled_weight, num_classes)
     mean_denominator = None if sample_weights is None or options.reduction != "mean" else sample_weights.sum()
     if check.values_checkable(spikes, target, weight):
         check.check_values(counts, target, num_classes, weight, mean_denominator=mean_denominator)

@@ -55,22 +55,24 @@ def _validated_counts(
     target: Tensor | None = None,
     *,
     running: bool = False,
-    dtype: torch.dtype | None = None,
+    decision: bool = True,
 ) -> tuple[Tensor, Tensor | None]:
     """Check the arguments; return the counts (``[B, C]``, or ``[T, B, C]`` when ``running``) and the target.
 
-    ``dtype`` defaults to :func:`~spikemax_plugins._counts.decision_dtype`.
+    The counts are in :func:`~spikemax_plugins._counts.decision_dtype` (``decision``), or else in the losses'
+    :func:`~spikemax_plugins._counts.accumulation_dtype`.
     """
     time_dim = check.check_time_dim(time_dim)
     _, batch_size, num_outputs = check.check_spikes(spikes, time_dim)
     num_classes = check.resolve_num_classes(num_outputs, check.check_num_classes(num_classes))
     if target is not None:
         target = check.check_target(target, spikes, batch_size, num_classes, time_dim, allow_soft=False)
-    dtype = decision_dtype(spikes.device) if dtype is None else dtype
+    dtype = decision_dtype(spikes.device) if decision else accumulation_dtype(spikes.dtype)
     count = running_counts if running else total_counts
     counts = count(spikes, num_classes, time_dim, dtype)
     if check.values_checkable(spikes, target):
-        check.check_values(counts, target, num_classes)
+        # The spikes themselves, not the counts: a negative spike inside a population group could hide in a sum.
+        check.check_values(spikes, target, num_classes, quantity="spike", overflow_counts=counts)
     return counts, target
 
 
@@ -191,9 +193,9 @@ def _operations_per_sample(
             raise ValueError(f"until must be [B] = [{reference[1]}], got shape {tuple(until.shape)}")
         if until.device != first.device:
             raise ValueError(f"until is on {until.device} but layer_spikes is on {first.device}")
-        statistics.append(("until", until))
+        statistics.append(("until", until.long()))  # aminmax has no kernel for uint16/uint32
         steps_index = torch.arange(reference[0], device=total.device).unsqueeze(-1)
-        total = torch.where(steps_index <= until.unsqueeze(0), total, 0)
+        total = torch.where(steps_index <= until.long().unsqueeze(0), total, 0)
     if check.values_checkable(*(tensor for _, tensor in statistics)):
         _check_operation_values(statistics, reference[0])
     return total.sum(0)
@@ -227,7 +229,7 @@ def spike_counts(spikes: Tensor, num_classes: int | None = None, *, time_dim: in
           ``N = k * C``
         - output: ``(B, C)``, float32 for half-precision and float32 spikes, float64 for float64
     """
-    counts, _ = _validated_counts(spikes, num_classes, time_dim, dtype=accumulation_dtype(spikes.dtype))
+    counts, _ = _validated_counts(spikes, num_classes, time_dim, decision=False)
     return counts
 
 

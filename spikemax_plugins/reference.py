@@ -151,16 +151,17 @@ def _cross_entropy(
         loss = 0.0
         for i in range(num_classes):
             share = (1 - label_smoothing) * float(target_row[i]) + label_smoothing / num_classes
-            if share > 0:
+            if share > 0 and weight[i] != 0:  # a class without weight adds nothing, even with p = 0
                 loss += weight[i] * share * _negative_log(log_probabilities[i])
         return loss
     target_class = int(target_row)
     loss = 0.0
-    if label_smoothing < 1:
+    if label_smoothing < 1 and weight[target_class] != 0:
         loss += (1 - label_smoothing) * weight[target_class] * _negative_log(log_probabilities[target_class])
     if label_smoothing > 0:
         for i in range(num_classes):
-            loss += label_smoothing / num_classes * weight[i] * _negative_log(log_probabilities[i])
+            if weight[i] != 0:
+                loss += label_smoothing / num_classes * weight[i] * _negative_log(log_probabilities[i])
     return loss
 
 

@@ -54,8 +54,15 @@ __all__ = [
 
 def _core_num_classes(population_code: bool, num_classes: int | bool) -> int | None:
     """snnTorch's (population_code, num_classes=False) pair -> the core's num_classes (None: one neuron a class)."""
+    # snnTorch writes these as plain truth values; anything else (a string "False", a tensor) would switch
+    # population coding on or fail inside Python's truth test.
+    bool_like = isinstance(population_code, bool) or (isinstance(population_code, int) and population_code in (0, 1))
+    if population_code is not None and not bool_like:
+        raise TypeError(f"population_code must be a bool, got {population_code!r} ({type(population_code).__name__})")
     if not population_code:
         return None  # snnTorch ignores num_classes without a population code; so do we
+    if num_classes is not None and not isinstance(num_classes, (bool, int)):
+        raise TypeError(f"num_classes must be an int (or False), got {type(num_classes).__name__}")
     if not num_classes:
         raise ValueError(
             "population_code=True needs num_classes, the number of classes C that the output neurons are "
@@ -113,23 +120,23 @@ class spikemax_g_loss(LossFunctions):  # noqa: N801  (snnTorch names its loss cl
         super().__init__(reduction=reduction, weight=_validation.check_weight_option(weight))
         self.population_code = population_code
         self.num_classes = num_classes
+        core_num_classes = _core_num_classes(population_code, num_classes)
         self._options = functional._spikemax_options(
-            mode,
-            temperature,
-            smoothing,
-            reduction,
-            _core_num_classes(population_code, num_classes),
-            label_smoothing,
-            window,
-            stride,
-            time_dim,
+            mode, temperature, smoothing, reduction, core_num_classes, label_smoothing, window, stride, time_dim
         )
+        if self.weight is not None and core_num_classes is not None and self.weight.shape[0] != core_num_classes:
+            raise ValueError(
+                f"weight must be [num_classes] = [{core_num_classes}], got shape {tuple(self.weight.shape)}"
+            )
 
     # LossFunctions.__call__ would re-reduce with snnTorch's weighted mean; the core already reduces as torch does.
     def __call__(self, spk_out: Tensor, targets: Tensor) -> Tensor:
         weight = self.weight
-        if weight is not None and weight.device != spk_out.device:
-            weight = weight.to(spk_out.device)  # snnTorch keeps the weight where it was given
+        # snnTorch keeps the weight where it was given and moves it to the spikes; a meta weight has nothing to
+        # move, and the core then reports the two devices.
+        movable = weight is not None and not weight.is_meta and isinstance(spk_out, Tensor)
+        if movable and weight.device != spk_out.device:
+            weight = weight.to(spk_out.device)
         return functional._spikemax_loss(spk_out, targets, weight, self._options)
 
 

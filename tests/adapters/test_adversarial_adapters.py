@@ -114,7 +114,9 @@ def snntorch_init_faults(sliding: bool, kwargs: dict) -> tuple[Faults, dict]:
 def population_faults(faults: Faults, population_code, num_classes) -> int | None:
     """snnTorch's pair: population_code a bool; with it, num_classes an int >= 2 (False / 0 / None: missing);
     without it, num_classes is ignored (as snnTorch does). Returns the core's num_classes."""
-    if not (isinstance(population_code, bool) or population_code is None or population_code in (0, 1)):
+    bool_like = population_code is None or isinstance(population_code, bool) or (
+        isinstance(population_code, int) and population_code in (0, 1))
+    if not bool_like:
         # 0 / 1 / None read as bools are fine; a string, a tensor, a list or a float are not.
         faults.add("population_code", f"{population_code!r} is not a bool")
         try:
@@ -151,9 +153,10 @@ def test_snntorch_losses_validate_when_built_and_match_the_reference(sf, sliding
         if outcome != VALID:
             return
         spikes, target = call.spikes.value, call.target.value
-        # snnTorch keeps the weight where it was given; the adapter moves it to the spikes' device.
-        moved = weight.to(spikes.device) if isinstance(weight, torch.Tensor) and isinstance(spikes, torch.Tensor) \
-            else weight
+        # snnTorch keeps the weight where it was given; the adapter moves it to the spikes' device (not a meta
+        # weight, which has no data: the core then reports the two devices).
+        movable = isinstance(weight, torch.Tensor) and not weight.is_meta and isinstance(spikes, torch.Tensor)
+        moved = weight.to(spikes.device) if movable else weight
         oracle = loss_oracle("spikemax_s" if sliding else "spikemax_g", spikes, target, moved, core_options)
         meta = any(isinstance(x, torch.Tensor) and x.is_meta for x in (spikes, target))
         outcome, result = classify(label, lambda: loss_fn(spikes, target), oracle.faults,
@@ -227,9 +230,10 @@ def test_snntorch_metrics_adversarial(sf, name, call):
         kind = check_target_tensor(faults, target, spikes, problem, allow_soft=False)
     labels = None
     if not faults.structural and not problem.meta:
+        # The metrics check the spikes themselves (no negative spike hides in a population sum) and their counts.
         counts = running_grouped(problem.tbn, problem.classes)
-        if not np.isfinite(counts).all() or (counts < 0).any():
-            faults.add_value("spikes", "NaN, inf or a negative count")
+        if not np.isfinite(problem.tbn).all() or (problem.tbn < 0).any() or not np.isfinite(counts).all():
+            faults.add_value("spikes", "a NaN, inf or negative spike, or an overflowing count")
         if uses_target:
             labels = check_target_values(faults, target, kind, problem.classes)
     if uses_target:

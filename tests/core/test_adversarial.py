@@ -242,21 +242,22 @@ def loss_oracle(kind: str, spikes, target, weight, options: dict) -> LossOracle:
     return oracle
 
 
-def exact_probability_loss(oracle: LossOracle, kind: str):
-    """The smoothing-0 probability loss from exact_window_terms (zero-weight terms are 0, as documented)."""
+def exact_probability_loss(oracle: LossOracle, kind: str, weight_np: np.ndarray | None):
+    """The smoothing-0 probability loss from exact_window_terms (zero-weight terms are 0, as documented), with the
+    class weights ``weight_np`` (the oracle's, or them scaled as in :func:`expected_loss`)."""
     problem, parsed = oracle.problem, oracle.options
     window, stride = loss_windows(kind, problem, parsed)
     counts = grouped_window_counts(problem.tbn, problem.classes, window, stride)
     distribution = label_smoothed(oracle.target_np, oracle.target_kind, problem.classes, parsed["label_smoothing"])
-    weight = np.ones(problem.classes) if oracle.weight_np is None else oracle.weight_np
+    weight = np.ones(problem.classes) if weight_np is None else weight_np
     terms, _, _ = exact_window_terms(counts, distribution * weight, parsed["temperature"])
     per_sample = terms.mean(0)
     if parsed["reduction"] == "none":
         return per_sample
     if parsed["reduction"] == "sum":
         return per_sample.sum()
-    if oracle.weight_np is not None and oracle.target_kind == "hard":
-        return per_sample.sum() / oracle.weight_np[oracle.target_np].sum()
+    if weight_np is not None and oracle.target_kind == "hard":
+        return per_sample.sum() / weight_np[oracle.target_np].sum()
     return per_sample.sum() / problem.batch_size
 
 
@@ -283,8 +284,7 @@ def expected_loss(kind: str, oracle: LossOracle, scale_free: bool = False) -> np
         expected = np.asarray(reference_loss(kind, problem.tbn, oracle.target_np, weight, parsed,
                                              problem.classes), dtype=np.float64)
         if kind != "mse_count" and parsed["mode"] == "probability" and parsed["smoothing"] == 0:
-            exact = np.asarray(exact_probability_loss(oracle, kind), dtype=np.float64)
-            # The reference writes 0 * inf = NaN for a zero weight on a silent class; the package documents 0.
+            exact = np.asarray(exact_probability_loss(oracle, kind, weight), dtype=np.float64)
             agree = np.isnan(expected) | np.isclose(expected, exact, rtol=1e-9, atol=1e-12) | (expected == exact)
             assert agree.all(), f"test oracle disagreement: reference {expected} vs exact {exact}"
             expected = exact
@@ -1041,13 +1041,15 @@ def metric_oracle(name: str, spikes, target, num_classes, time_dim):
         kind = check_target_tensor(faults, target, spikes, problem, allow_soft=False)
     if faults.structural or problem is None or problem.meta:
         return faults, problem, labels
-    running = name in ("accuracy_over_time", "time_to_decision")
-    counts = running_grouped(problem.tbn, problem.classes) if running else running_grouped(
-        problem.tbn, problem.classes)[-1]
-    if not np.isfinite(counts).all():
-        faults.add_value("spikes", "a count that is NaN or infinite")
-    elif (counts < 0).any():
-        faults.add_value("spikes", "a negative count")
+    # The metrics check the spikes themselves (a negative spike inside a population group cannot hide in a
+    # sum), and that their counts do not overflow.
+    counts = running_grouped(problem.tbn, problem.classes)
+    if not np.isfinite(problem.tbn).all():
+        faults.add_value("spikes", "a spike that is NaN or infinite")
+    elif (problem.tbn < 0).any():
+        faults.add_value("spikes", "a negative spike")
+    elif not np.isfinite(counts).all():
+        faults.add_value("spikes", "a count that overflows")
     if uses_target:
         labels = check_target_values(faults, target, kind, problem.classes)
     return faults, problem, labels
@@ -1618,6 +1620,8 @@ def exit_rule_faults(fields: dict) -> Faults:
         check_real_option(faults, "alpha", alpha, 0.0, 1.0)
         if is_real_number(alpha) and alpha == 1:
             faults.add("alpha", "1 is no miscoverage level")
+        if is_real_number(alpha) and alpha == 0 and fields["method"] == "conformal":
+            faults.add("alpha", "0: a conformal rule needs a miscoverage level in (0, 1)")
     calibration_size = fields["calibration_size"]
     if calibration_size is not None:
         check_int_option(faults, "calibration_size", calibration_size, 1)
@@ -2008,7 +2012,7 @@ def test_accuracy_calibration_is_feasible_on_its_own_calibration_set(spikes, tar
     although the counts do not."""
     rule = early_exit.calibrate(spikes, target, method="accuracy", alpha=0.0, max_set_size=max_set_size)
     report = early_exit.evaluate(rule, spikes, target)
-    full = smx.accuracy(spikes, target).item()
+    full = (smx.predict(spikes) == target).double().mean().item()  # float64, as the report's accuracy
     assert report.accuracy >= full - 1e-12, (
         f"calibrated threshold {rule.thresholds.tolist()}: early-exit accuracy {report.accuracy} < full-window "
         f"accuracy {full} on the calibration set itself (predictions {report.prediction.tolist()}, full-window "

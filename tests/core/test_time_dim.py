@@ -80,7 +80,7 @@ def test_confidence_comes_back_in_the_input_layout():
 
 
 class LargeOutputSpy(TorchDispatchMode):
-    """Records the aten operations whose output has at least ``numel`` elements."""
+    """Records the aten operations that allocate an output of at least ``numel`` elements (views do not count)."""
 
     def __init__(self, numel: int) -> None:
         super().__init__()
@@ -89,8 +89,11 @@ class LargeOutputSpy(TorchDispatchMode):
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         output = func(*args, **(kwargs or {}))
+        inputs = [value for value in (*args, *(kwargs or {}).values()) if isinstance(value, torch.Tensor)]
+        storages = {value.untyped_storage().data_ptr() for value in inputs}
         for tensor in output if isinstance(output, (tuple, list)) else (output,):
-            if isinstance(tensor, torch.Tensor) and tensor.numel() >= self.numel:
+            new = isinstance(tensor, torch.Tensor) and tensor.untyped_storage().data_ptr() not in storages
+            if new and tensor.numel() >= self.numel:
                 self.operations.append(str(func))
         return output
 
