@@ -205,7 +205,7 @@ def check_spikes(spikes: object, time_dim: int, name: str = "spikes") -> tuple[i
             f"neurons), got shape {tuple(shape)}"
         )
     num_steps = shape[time_dim]
-    batch_size, num_outputs = (size for dim, size in enumerate(shape) if dim != time_dim)
+    batch_size, num_outputs = (shape[1], shape[2]) if time_dim == 0 else (shape[0], shape[2 if time_dim == 1 else 1])
     if num_steps == 0:
         raise ValueError(f"{name} must have at least one time step, got T = 0 (shape {tuple(shape)})")
     if batch_size == 0:

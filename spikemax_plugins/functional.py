@@ -231,8 +231,9 @@ def _spikemax_loss(spikes: Tensor, target: Tensor, weight: Tensor | None, option
         counts = total_counts(spikes, num_classes, time_dim)  # [B, C]
     else:
         counts = window_counts(spikes, num_classes, window, options.stride, time_dim)  # [S, B, C]
-    raw_weight = weight
-    weight, mean_denominator = _weights_for(weight, target, counts.dtype, num_classes, options.reduction)
+    raw_weight, mean_denominator = weight, None
+    if weight is not None:
+        weight, mean_denominator = _weights_for(weight, target, counts.dtype, num_classes, options.reduction)
     if check.values_checkable(spikes, target, raw_weight):
         check.check_values(counts, target, num_classes, raw_weight, mean_denominator=mean_denominator)
 
