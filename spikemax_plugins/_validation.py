@@ -291,13 +291,18 @@ def check_target(
     return target if dtype == torch.int64 else target.long()
 
 
-def check_weight(weight: object, num_classes: int, spikes: Tensor) -> Tensor | None:
-    if weight is None:
-        return None
+def _check_weight_type(weight: object) -> Tensor:
     if not isinstance(weight, Tensor):
         raise TypeError(f"weight must be a torch.Tensor [C] or None, got {type(weight).__name__}")
     if not weight.is_floating_point():
         raise TypeError(f"weight must be a floating-point tensor [C], got dtype {weight.dtype}")
+    return weight
+
+
+def check_weight(weight: object, num_classes: int, spikes: Tensor) -> Tensor | None:
+    if weight is None:
+        return None
+    weight = _check_weight_type(weight)
     if weight.dim() != 1 or weight.shape[0] != num_classes:
         raise ValueError(f"weight must be [C] = [{num_classes}], got shape {tuple(weight.shape)}")
     if weight.device != spikes.device:
@@ -309,10 +314,7 @@ def check_weight_option(weight: object) -> Tensor | None:
     """A module's ``weight`` when the module is built: a finite, non-negative float tensor ``[C]`` (or None)."""
     if weight is None:
         return None
-    if not isinstance(weight, Tensor):
-        raise TypeError(f"weight must be a torch.Tensor [C] or None, got {type(weight).__name__}")
-    if not weight.is_floating_point():
-        raise TypeError(f"weight must be a floating-point tensor [C], got dtype {weight.dtype}")
+    weight = _check_weight_type(weight)
     if weight.dim() != 1 or weight.shape[0] < 2:
         raise ValueError(f"weight must be [C] with C >= 2 classes, got shape {tuple(weight.shape)}")
     if values_checkable(weight):

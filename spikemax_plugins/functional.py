@@ -217,13 +217,23 @@ def _cross_entropy(
     )
 
 
+def _checked_arguments(
+    spikes: Tensor, target: Tensor, weight: Tensor | None, num_classes: int | None, time_dim: int
+) -> tuple[tuple[int, int, int], int, Tensor, Tensor | None]:
+    """Every loss's shape, dtype and device checks: ``((T, B, N), C, target, weight)``, the target as int64 indices
+    or probabilities."""
+    shape = check.check_spikes(spikes, time_dim)
+    num_classes = check.resolve_num_classes(shape[2], num_classes)
+    target = check.check_target(target, spikes, shape[1], num_classes, time_dim)
+    return shape, num_classes, target, check.check_weight(weight, num_classes, spikes)
+
+
 def _spikemax_loss(spikes: Tensor, target: Tensor, weight: Tensor | None, options: _SpikeMaxOptions) -> Tensor:
     """Both SpikeMax losses for validated options (the functions and the modules call this)."""
     time_dim = options.time_dim
-    num_steps, batch_size, num_outputs = check.check_spikes(spikes, time_dim)
-    num_classes = check.resolve_num_classes(num_outputs, options.num_classes)
-    target = check.check_target(target, spikes, batch_size, num_classes, time_dim)
-    weight = check.check_weight(weight, num_classes, spikes)
+    (num_steps, batch_size, _), num_classes, target, weight = _checked_arguments(
+        spikes, target, weight, options.num_classes, time_dim
+    )
     window = num_steps
     if options.window is not None:
         window = check.check_int(options.window, "window", minimum=1, maximum=num_steps, why=" (T, the time steps)")
@@ -517,10 +527,9 @@ def spikemax_s(
 def _mse_count_loss(spikes: Tensor, target: Tensor, weight: Tensor | None, options: _MSECountOptions) -> Tensor:
     """The MSE count loss for validated options (the function and the module call this)."""
     time_dim = options.time_dim
-    num_steps, batch_size, num_outputs = check.check_spikes(spikes, time_dim)
-    num_classes = check.resolve_num_classes(num_outputs, options.num_classes)
-    target = check.check_target(target, spikes, batch_size, num_classes, time_dim)
-    weight = check.check_weight(weight, num_classes, spikes)
+    (num_steps, _, num_outputs), num_classes, target, weight = _checked_arguments(
+        spikes, target, weight, options.num_classes, time_dim
+    )
     counts = total_counts(spikes, num_classes, time_dim)
     scaled_weight, _ = _weights_for(weight, target, counts.dtype, num_classes, options.reduction)
     sample_weights = None if scaled_weight is None else _sample_weights(target, scaled_weight, num_classes)
