@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -45,9 +45,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from spikemax_plugins import metrics
+from spikemax_plugins import early_exit, metrics
 
 from .data import ProgressTask, SpikeDataset, collate_time_first, silent_progress
+from .measures import Evaluation, StreamingMeasures
 from .models import FRAMEWORKS, SpikingNetwork, build_network
 from .store import CellStore, MemoryStore
 
@@ -262,84 +263,51 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int) 
     )
 
 
-@dataclass
-class Evaluation:
-    """Measures of one trained network on one split, per sample where it says so.
-
-    * ``accuracy``: share of samples whose spike-count prediction is right (ties count wrong);
-      ``accuracy_over_time[t]``: the same for the counts of steps ``0..t`` (T values).
-    * ``steps_to_decision``: mean, over the samples with a decision, of the number of steps seen when the running
-      prediction settles for good (:func:`spikemax_plugins.metrics.time_to_decision` + 1, so 1..T);
-      ``time_to_decision_fraction``: the same divided by T. Both None when no sample has a decision.
-    * Spikes the loss can change: ``hidden_spikes_per_sample``, ``output_spikes_per_sample``, their sum
-      ``network_spikes_per_sample``, and ``hidden_synaptic_operations_per_sample`` (hidden-layer spikes times
-      their fan-out: the synaptic operations the trained weights cause).
-    * What every loss sees alike: ``input_spikes_per_sample`` (input events) and
-      ``input_synaptic_operations_per_sample`` (input events times their fan-out).
-    * ``synaptic_operations_per_sample``: input and hidden operations together (NeuroBench's total).
-    * ``correct``, ``samples``: the counts behind ``accuracy``.
-    """
-
-    accuracy: float
-    accuracy_over_time: list[float]
-    steps_to_decision: float | None
-    time_to_decision_fraction: float | None
-    no_decision_fraction: float
-    output_spikes_per_sample: float
-    hidden_spikes_per_sample: float
-    network_spikes_per_sample: float
-    hidden_synaptic_operations_per_sample: float
-    input_spikes_per_sample: float
-    input_synaptic_operations_per_sample: float
-    synaptic_operations_per_sample: float
-    correct: int
-    samples: int
-
-
 @torch.no_grad()
-def evaluate(network: SpikingNetwork, loader: DataLoader, device: torch.device) -> Evaluation:
-    """Run ``network`` over ``loader``; returns its :class:`Evaluation` (accuracy, latency, activity)."""
+def _measure(
+    network: SpikingNetwork,
+    loader: DataLoader,
+    device: torch.device,
+    *,
+    num_steps: int | None = None,
+    rules: Sequence[early_exit.ExitRule] = (),
+) -> StreamingMeasures:
+    """One pass of ``network`` over ``loader``, each batch fed to a :class:`StreamingMeasures` (then dropped).
+
+    ``num_steps`` (T) is read from the first batch when None; a process whose loader may be empty (a shard of a
+    tiny split) must give it. Returns the measures, to be read on every process.
+    """
     network.eval()
-    outputs: list[Tensor] = []
-    labels: list[Tensor] = []
-    hidden_spikes = 0.0
-    input_spikes = 0.0
-    input_operations = 0.0
-    hidden_operations = 0.0
-    for frames, batch_labels in loader:
+    measures = None
+    if num_steps is not None:
+        measures = StreamingMeasures(
+            network.fan_out, num_steps=num_steps, num_classes=network.layer_sizes[-1], device=device, rules=rules
+        )
+    for frames, labels in loader:
         spikes = network(frames.to(device))
-        outputs.append(spikes.output.cpu())
-        labels.append(batch_labels)
-        hidden_layers = spikes.layers[:-1]
-        hidden_spikes += sum(layer.sum().item() for layer in hidden_layers)
-        input_spikes += spikes.input.sum().item()
-        input_operations += metrics.synaptic_operations([spikes.input], network.fan_out[:1]).sum().item()
-        if hidden_layers:
-            hidden_operations += metrics.synaptic_operations(hidden_layers, network.fan_out[1:]).sum().item()
-    output = torch.cat(outputs, dim=1)  # [T, N, C]
-    target = torch.cat(labels)
-    num_steps, samples = output.shape[:2]
-    decision_steps = metrics.time_to_decision(output)
-    decided = decision_steps >= 0
-    steps_seen = (decision_steps[decided] + 1).double().mean().item() if decided.any() else None
-    correct = int((metrics.predict(output) == target).sum().item())
-    output_spikes = output.sum().item()
-    return Evaluation(
-        accuracy=correct / samples,
-        accuracy_over_time=metrics.accuracy_over_time(output, target).tolist(),
-        steps_to_decision=steps_seen,
-        time_to_decision_fraction=None if steps_seen is None else steps_seen / num_steps,
-        no_decision_fraction=1.0 - decided.double().mean().item(),
-        output_spikes_per_sample=output_spikes / samples,
-        hidden_spikes_per_sample=hidden_spikes / samples,
-        network_spikes_per_sample=(hidden_spikes + output_spikes) / samples,
-        hidden_synaptic_operations_per_sample=hidden_operations / samples,
-        input_spikes_per_sample=input_spikes / samples,
-        input_synaptic_operations_per_sample=input_operations / samples,
-        synaptic_operations_per_sample=(input_operations + hidden_operations) / samples,
-        correct=correct,
-        samples=samples,
-    )
+        if measures is None:
+            measures = StreamingMeasures(
+                network.fan_out,
+                num_steps=spikes.output.shape[0],
+                num_classes=network.layer_sizes[-1],
+                device=device,
+                rules=rules,
+            )
+        measures.update(spikes, labels)
+    if measures is None:
+        raise ValueError("loader must yield at least one batch to evaluate, or num_steps must be given; got no batch")
+    return measures
+
+
+def evaluate(
+    network: SpikingNetwork, loader: DataLoader, device: torch.device, *, num_steps: int | None = None
+) -> Evaluation:
+    """Run ``network`` over ``loader``; returns its :class:`Evaluation` (accuracy, latency, activity).
+
+    Streams: each batch updates the metrics' sums and is dropped, so memory does not grow with the split.
+    ``num_steps``: T, read from the first batch when None.
+    """
+    return _measure(network, loader, device, num_steps=num_steps).evaluation()
 
 
 def evaluate_trained(
