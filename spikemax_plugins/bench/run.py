@@ -48,7 +48,7 @@ from torch.utils.data import DataLoader, Dataset
 from spikemax_plugins import early_exit, metrics
 
 from .data import ProgressTask, SpikeDataset, collate_time_first, silent_progress
-from .measures import Evaluation, StreamingMeasures
+from .measures import EARLY_EXIT_METRICS, Evaluation, StreamingMeasures, calibrate_rules
 from .models import FRAMEWORKS, SpikingNetwork, build_network
 from .store import CellStore, MemoryStore
 
@@ -63,6 +63,8 @@ __all__ = [
     "choose_candidate",
     "evaluate",
     "evaluate_trained",
+    "record_output",
+    "summarise_early_exit",
     "loss_candidates",
     "make_loss",
     "planned_trainings",
@@ -310,18 +312,68 @@ def evaluate(
     return _measure(network, loader, device, num_steps=num_steps).evaluation()
 
 
+@torch.no_grad()
+def record_output(
+    network: SpikingNetwork, split: Dataset, *, batch_size: int, device: torch.device, num_steps: int
+) -> tuple[Tensor, Tensor]:
+    """The output spikes ``[T, N, C]`` and labels ``[N]`` of ``network`` on the N samples of ``split``, in order.
+
+    Kept whole (for calibration, on the validation split).
+    """
+    network.eval()
+    outputs: list[Tensor] = []
+    labels: list[Tensor] = []
+    for frames, batch_labels in make_loader(split, batch_size, shuffle=False, seed=0):
+        outputs.append(network(frames.to(device)).output)
+        labels.append(batch_labels.to(device))
+    num_classes = network.layer_sizes[-1]
+    output = torch.cat(outputs, dim=1) if outputs else torch.zeros(num_steps, 0, num_classes, device=device)
+    target = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.int64, device=device)
+    return output, target
+
+
 def evaluate_trained(
     network: SpikingNetwork, dataset: SpikeDataset, *, batch_size: int, device: torch.device
 ) -> dict[str, Any]:
     """Everything measured on one trained network: the record its evaluation cell stores.
 
-    The single place where a trained network is measured. Returns ``{"test": asdict(evaluate(network, test
-    split))}``; the summary and the verdicts read ``record["test"][metric]``. A measure that needs the validation
-    split (e.g. an early-exit rule calibrated there and applied to the test split) belongs here, under its own
-    key, so that it is stored, resumed and compared like the rest.
+    The single place where a trained network is measured:
+
+    1. its output spikes on the **validation** split calibrate the early-exit rules of
+       :data:`~spikemax_plugins.bench.measures.EARLY_EXIT_RULES` (the test split is never used for that);
+    2. one pass over the **test** split measures the full window and applies every rule
+       (:class:`~spikemax_plugins.bench.measures.StreamingMeasures`).
+
+    Returns ``{"test": asdict(Evaluation), "early_exit": {"calibration": {"split": "validation", "samples": n},
+    "rules": [...]}}``, one rule entry per :data:`EARLY_EXIT_RULES` entry: ``method``, ``alpha``, ``rule``
+    (:meth:`ExitRule.to_dict`, None when it could not be calibrated), ``error`` (why not, else None) and every
+    :data:`~spikemax_plugins.bench.measures.EARLY_EXIT_METRICS` measure (None without a rule). The summary and
+    the verdicts read ``record["test"][metric]``.
     """
+    output, labels = record_output(
+        network, dataset.validation, batch_size=batch_size, device=device, num_steps=dataset.time_steps
+    )
+    calibrated = calibrate_rules(output, labels)
+    del output, labels
     test_loader = make_loader(dataset.test, batch_size, shuffle=False, seed=0)
-    return {"test": asdict(evaluate(network, test_loader, device))}
+    rules = [entry.rule for entry in calibrated if entry.rule is not None]
+    measures = _measure(network, test_loader, device, num_steps=dataset.time_steps, rules=rules)
+    evaluation = measures.evaluation()
+    exits = iter(measures.early_exit())
+    entries = [
+        {
+            "method": entry.method,
+            "alpha": entry.alpha,
+            "rule": None if entry.rule is None else entry.rule.to_dict(),
+            "error": entry.error,
+            **(next(exits) if entry.rule is not None else dict.fromkeys(EARLY_EXIT_METRICS)),
+        }
+        for entry in calibrated
+    ]
+    return {
+        "test": asdict(evaluation),
+        "early_exit": {"calibration": {"split": "validation", "samples": len(dataset.validation)}, "rules": entries},
+    }
 
 
 @torch.no_grad()
@@ -611,6 +663,28 @@ def summarise(seed_records: list[dict[str, Any]]) -> dict[str, Any]:
         "mean": curves.mean(0).tolist(),
         "std": (curves.std(0) if len(seed_records) > 1 else torch.zeros(curves.shape[1])).tolist(),
     }
+    if all("rules" in record.get("early_exit", {}) for record in seed_records):
+        summary["early_exit"] = summarise_early_exit([record["early_exit"] for record in seed_records])
+    return summary
+
+
+def summarise_early_exit(per_seed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per early-exit rule (in the seeds' order of rules): ``method``, ``alpha``, ``calibrated_seeds`` (how many
+    seeds could calibrate it) and the mean and std over those seeds of every
+    :data:`~spikemax_plugins.bench.measures.EARLY_EXIT_METRICS` measure."""
+    summary = []
+    for position, first in enumerate(per_seed[0]["rules"]):
+        entries = [seed["rules"][position] for seed in per_seed]
+        if any((entry["method"], entry["alpha"]) != (first["method"], first["alpha"]) for entry in entries):
+            raise ValueError(f"every seed must list the same early-exit rules; rule {position} differs: {entries}")
+        summary.append(
+            {
+                "method": first["method"],
+                "alpha": first["alpha"],
+                "calibrated_seeds": sum(entry["rule"] is not None for entry in entries),
+                **{name: _mean_and_std([entry[name] for entry in entries]) for name in EARLY_EXIT_METRICS},
+            }
+        )
     return summary
 
 

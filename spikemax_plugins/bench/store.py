@@ -44,7 +44,14 @@ __all__ = [
 
 RESULTS_FILE = "results.json"
 # Written after results.json, from it; removed before a new results.json replaces an old one.
-DERIVED_FILES = ("results.csv", "results.md", "accuracy_vs_time.png", "spikes_per_sample.png", "training_curves.png")
+DERIVED_FILES = (
+    "results.csv",
+    "results.md",
+    "accuracy_vs_time.png",
+    "spikes_per_sample.png",
+    "training_curves.png",
+    "early_exit.png",
+)
 CELLS_FOLDER = "cells"
 RUN_FILE = "run.json"  # in CELLS_FOLDER: what the cells were computed with, checked by --resume
 

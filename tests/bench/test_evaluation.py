@@ -1,5 +1,6 @@
-"""The bench's evaluation streams: the same numbers as concatenating the whole split, and memory that does not grow
-with the split."""
+"""The bench's evaluation streams: the same numbers as concatenating the whole split, memory that does not grow
+with the split, and early exit calibrated on the validation split and measured on the test split, each measure
+equal to its computation on the whole recording."""
 
 from __future__ import annotations
 
@@ -10,9 +11,11 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from spikemax_plugins import metrics
+from spikemax_plugins import early_exit, metrics
+from spikemax_plugins.bench import run as bench_run
+from spikemax_plugins.bench.measures import EARLY_EXIT_METRICS, EARLY_EXIT_RULES
 from spikemax_plugins.bench.models import FRAMEWORKS
-from spikemax_plugins.bench.run import evaluate, make_loader
+from spikemax_plugins.bench.run import evaluate, evaluate_trained, make_loader
 
 from .synthetic import SIZES, TIME_STEPS, spiking_network, synthetic_dataset
 
@@ -120,3 +123,84 @@ def test_memory_does_not_grow_with_the_split(function):
         assert growth < 4_000  # nothing that grows with the batches seen
     else:
         assert growth > 300_000  # the probe sees what a concatenating evaluation keeps
+
+
+# ------------------------------------------------------------------------------------------ early exit
+
+
+@torch.no_grad()
+def whole_recording(network, split):
+    """The network's spikes on a whole split in one batch, and the labels."""
+    frames, labels = next(iter(make_loader(split, len(split), shuffle=False, seed=0)))
+    return network(frames), labels
+
+
+def test_early_exit_is_calibrated_on_validation_and_measured_on_test_as_on_the_whole_recording():
+    dataset = synthetic_dataset()
+    network = spiking_network()
+    record = evaluate_trained(network, dataset, batch_size=16, device=CPU)
+    assert record["early_exit"]["calibration"] == {"split": "validation", "samples": SIZES["validation"]}
+    validation, validation_labels = whole_recording(network, dataset.validation)
+    test, labels = whole_recording(network, dataset.test)
+    samples = SIZES["test"]
+    full_hidden = metrics.synaptic_operations(test.layers[:-1], network.fan_out[1:]).sum().item()
+    full_input = metrics.synaptic_operations([test.input], network.fan_out[:1]).sum().item()
+    full_spikes = sum(layer.sum().item() for layer in test.layers)
+    entries = record["early_exit"]["rules"]
+    assert [(entry["method"], entry["alpha"]) for entry in entries] == list(EARLY_EXIT_RULES)
+    for (method, alpha), entry in zip(EARLY_EXIT_RULES, entries, strict=True):
+        rule = early_exit.calibrate(validation.output, validation_labels, method=method, alpha=alpha)
+        assert entry["rule"] == rule.to_dict() and entry["error"] is None
+        assert entry["rule"]["calibration_size"] == SIZES["validation"]  # never the test split's 53
+        report = early_exit.evaluate(rule, test.output, labels)
+        assert entry["accuracy"] == report.accuracy
+        assert entry["coverage"] == report.coverage
+        assert entry["mean_exit_step"] == report.mean_exit_step
+        assert entry["exit_fraction"] == pytest.approx(report.exit_fraction, rel=1e-12, abs=0)
+        assert entry["mean_set_size"] == report.prediction_set.sum().item() / samples
+        until = report.exit_step
+        hidden = metrics.synaptic_operations(test.layers[:-1], network.fan_out[1:], until=until).sum().item()
+        inputs = metrics.synaptic_operations([test.input], network.fan_out[:1], until=until).sum().item()
+        used = (torch.arange(TIME_STEPS).view(-1, 1) <= until.view(1, -1)).float()  # [T, B]: steps up to the exit
+        spikes = sum((layer.sum(-1) * used).sum().item() for layer in test.layers)
+        assert entry["hidden_synaptic_operations_per_sample"] == hidden / samples
+        assert entry["input_synaptic_operations_per_sample"] == inputs / samples
+        assert entry["synaptic_operations_per_sample"] == (inputs + hidden) / samples
+        assert entry["network_spikes_per_sample"] == spikes / samples
+        assert entry["hidden_synaptic_operations_share"] == hidden / full_hidden
+        assert entry["synaptic_operations_share"] == (inputs + hidden) / (full_input + full_hidden)
+        assert entry["network_spikes_share"] == spikes / full_spikes
+    # The full window stays what evaluate() measures; the rules exit early (accuracy) or late (conformal).
+    assert record["test"] == asdict(evaluate(network, make_loader(dataset.test, 16, shuffle=False, seed=0), CPU))
+    assert entries[2]["exit_fraction"] < 0.6 and entries[-1]["exit_fraction"] > 0.9
+    assert entries[-1]["coverage"] >= 0.9 and entries[-1]["mean_set_size"] > 1
+
+
+def test_a_rule_that_cannot_be_calibrated_is_recorded_with_the_reason():
+    dataset = synthetic_dataset(validation=30)  # the conformal rule needs 39 calibration samples
+    record = evaluate_trained(spiking_network(), dataset, batch_size=16, device=CPU)
+    *accuracy_rules, conformal = record["early_exit"]["rules"]
+    assert conformal["rule"] is None
+    assert "calibration set of n = 30 samples is too small" in conformal["error"]
+    assert "n >= 39" in conformal["error"]
+    assert all(conformal[name] is None for name in EARLY_EXIT_METRICS)
+    assert all(entry["rule"]["calibration_size"] == 30 for entry in accuracy_rules)
+    assert all(0.0 <= entry["accuracy"] <= 1.0 for entry in accuracy_rules)
+
+
+def test_the_summary_averages_each_rule_over_the_seeds():
+    def seed(accuracy: float, share: float | None) -> dict:
+        rules = [
+            {"method": method, "alpha": alpha, "rule": {} if share is not None else None,
+             **dict.fromkeys(EARLY_EXIT_METRICS, share), "accuracy": accuracy}
+            for method, alpha in EARLY_EXIT_RULES
+        ]  # fmt: skip
+        return {"rules": rules}
+
+    summary = bench_run.summarise_early_exit([seed(0.8, 0.25), seed(0.9, 0.75), seed(0.7, None)])
+    headline = summary[2]
+    assert (headline["method"], headline["alpha"], headline["calibrated_seeds"]) == ("accuracy", 0.01, 2)
+    assert headline["accuracy"]["mean"] == pytest.approx(0.8) and headline["accuracy"]["std"] == pytest.approx(0.1)
+    assert headline["exit_fraction"] == {"mean": 0.5, "std": pytest.approx(0.3535533905932738)}
+    with pytest.raises(ValueError, match="every seed must list the same early-exit rules"):
+        bench_run.summarise_early_exit([seed(0.8, 0.5), {"rules": seed(0.8, 0.5)["rules"][::-1]}])
