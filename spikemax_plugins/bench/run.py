@@ -32,6 +32,7 @@ every loss.
 
 from __future__ import annotations
 
+import inspect
 import math
 import statistics
 import time
@@ -42,11 +43,12 @@ from fractions import Fraction
 from typing import Any, Protocol
 
 import torch
-from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from spikemax_plugins import early_exit, metrics
+from spikemax_plugins import early_exit
 
+from . import distributed
 from .data import ProgressTask, SpikeDataset, collate_time_first, silent_progress
 from .measures import EARLY_EXIT_METRICS, Evaluation, StreamingMeasures, calibrate_rules
 from .models import FRAMEWORKS, SpikingNetwork, build_network
@@ -65,6 +67,7 @@ __all__ = [
     "evaluate_trained",
     "record_output",
     "summarise_early_exit",
+    "training_loader",
     "loss_candidates",
     "make_loss",
     "planned_trainings",
@@ -306,8 +309,9 @@ def evaluate(
 ) -> Evaluation:
     """Run ``network`` over ``loader``; returns its :class:`Evaluation` (accuracy, latency, activity).
 
-    Streams: each batch updates the metrics' sums and is dropped, so memory does not grow with the split.
-    ``num_steps``: T, read from the first batch when None.
+    Streams: each batch updates the metrics' sums and is dropped, so memory does not grow with the split. In a
+    multi-process run every process passes its shard of the split (:func:`~spikemax_plugins.bench.distributed.shard`)
+    and gets the evaluation of the whole split. ``num_steps``: T, read from the first batch when None.
     """
     return _measure(network, loader, device, num_steps=num_steps).evaluation()
 
@@ -318,18 +322,20 @@ def record_output(
 ) -> tuple[Tensor, Tensor]:
     """The output spikes ``[T, N, C]`` and labels ``[N]`` of ``network`` on the N samples of ``split``, in order.
 
-    Kept whole (for calibration, on the validation split).
+    Kept whole (for calibration, on the validation split). In a multi-process run each process runs its shard
+    and every process gets the whole split's spikes, in the split's order.
     """
     network.eval()
     outputs: list[Tensor] = []
     labels: list[Tensor] = []
-    for frames, batch_labels in make_loader(split, batch_size, shuffle=False, seed=0):
+    for frames, batch_labels in make_loader(distributed.shard(split), batch_size, shuffle=False, seed=0):
         outputs.append(network(frames.to(device)).output)
         labels.append(batch_labels.to(device))
     num_classes = network.layer_sizes[-1]
     output = torch.cat(outputs, dim=1) if outputs else torch.zeros(num_steps, 0, num_classes, device=device)
     target = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.int64, device=device)
-    return output, target
+    total = len(split)  # type: ignore[arg-type]
+    return distributed.gather_shards(output, total, dim=1), distributed.gather_shards(target, total, dim=0)
 
 
 def evaluate_trained(
@@ -355,7 +361,7 @@ def evaluate_trained(
     )
     calibrated = calibrate_rules(output, labels)
     del output, labels
-    test_loader = make_loader(dataset.test, batch_size, shuffle=False, seed=0)
+    test_loader = make_loader(distributed.shard(dataset.test), batch_size, shuffle=False, seed=0)
     rules = [entry.rule for entry in calibrated if entry.rule is not None]
     measures = _measure(network, test_loader, device, num_steps=dataset.time_steps, rules=rules)
     evaluation = measures.evaluation()
@@ -378,14 +384,16 @@ def evaluate_trained(
 
 @torch.no_grad()
 def _validation_counts(network: SpikingNetwork, loader: DataLoader, device: torch.device) -> tuple[int, int]:
-    """(correct predictions, samples) of ``network`` over ``loader``; ties count wrong."""
+    """(correct predictions, samples) of ``network`` over ``loader``, summed over the processes of a multi-process
+    run (each passing its shard); ties count wrong."""
+    from spikemax_plugins.metrics import SpikeAccuracy
+
     network.eval()
-    correct = samples = 0
+    metric = SpikeAccuracy(network.layer_sizes[-1]).to(device)
     for frames, labels in loader:
-        prediction = metrics.predict(network(frames.to(device)).output).cpu()
-        correct += int((prediction == labels).sum().item())
-        samples += len(labels)
-    return correct, samples
+        metric.update(network(frames.to(device)).output, labels.to(device))
+    with metric.sync_context():
+        return int(metric.correct), int(metric.samples)
 
 
 @dataclass
@@ -410,20 +418,28 @@ def train_network(
 ) -> tuple[TrainingCurves, tuple[int, int]]:
     """Adam on the mean batch loss, full backpropagation through time; the validation set scored per epoch.
 
+    In a multi-process run (:mod:`~spikemax_plugins.bench.distributed`) the network trains as a
+    ``DistributedDataParallel`` module (gradients averaged over the processes, every process keeping the same
+    weights), ``train_loader`` is this process's :func:`training_loader` and ``validation_loader`` its shard; the
+    training loss and the validation counts are summed over the processes.
+
     ``task`` is advanced once per training batch. Returns the curves and the final epoch's validation
     ``(correct, samples)``.
     """
+    model = _parallel(network, device)
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     curves = TrainingCurves()
     counts = (0, 0)
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        if isinstance(train_loader.sampler, DistributedSampler):
+            train_loader.sampler.set_epoch(epoch)  # a new order every epoch, the same on every run
         network.train()
         started = time.perf_counter()
         loss_sum = 0.0
         samples = 0
         for frames, labels in train_loader:
             frames, labels = frames.to(device), labels.to(device)
-            loss = loss_function(network(frames).output, labels)
+            loss = loss_function(model(frames).output, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -431,10 +447,49 @@ def train_network(
             samples += len(labels)
             task.advance()
         curves.epoch_seconds.append(time.perf_counter() - started)
+        if distributed.is_distributed():
+            loss_sum, samples = distributed.sum_over_ranks([loss_sum, samples])
         curves.train_loss.append(loss_sum / samples)
         counts = _validation_counts(network, validation_loader, device)
         curves.validation_accuracy.append(counts[0] / counts[1])
     return curves, counts
+
+
+def _parallel(network: SpikingNetwork, device: torch.device) -> nn.Module:
+    """``network`` itself for one process; a ``DistributedDataParallel`` wrapper of it in a multi-process run."""
+    if not distributed.is_distributed():
+        return network
+    from torch.nn.parallel import DistributedDataParallel
+
+    # No buffer sync before each forward pass: the buffers are snnTorch's membrane states, reset by every forward
+    # pass, and their batch size may differ between processes on the last batch. (Synced once at construction,
+    # where every process holds the same fresh network.)
+    options = (
+        {"forward_sync_buffers": False}
+        if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+        else {"broadcast_buffers": False}  # torch < 2.13
+    )
+    device_ids = None
+    if device.type == "cuda":
+        device_ids = [torch.cuda.current_device() if device.index is None else device.index]
+    return DistributedDataParallel(network, device_ids=device_ids, **options)
+
+
+def training_loader(dataset: Dataset, batch_size: int, *, seed: int) -> DataLoader:
+    """The shuffled training batches of this process.
+
+    One process: :func:`make_loader` (order from a generator seeded with ``seed``). N processes: each takes its
+    part of a ``DistributedSampler`` seeded with ``seed`` (reshuffled per epoch by :func:`train_network`, padded
+    with repeated samples so that every process runs the same number of batches), in batches of
+    ``ceil(batch_size / N)``, so that one optimiser step still sees about ``batch_size`` samples.
+    """
+    processes = distributed.world_size()
+    if processes == 1:
+        return make_loader(dataset, batch_size, shuffle=True, seed=seed)
+    sampler = DistributedSampler(dataset, num_replicas=processes, rank=distributed.rank(), shuffle=True, seed=seed)
+    return DataLoader(
+        dataset, batch_size=math.ceil(batch_size / processes), sampler=sampler, collate_fn=collate_time_first
+    )
 
 
 # ------------------------------------------------------------------------------------------- the sweep
@@ -554,8 +609,10 @@ class _CellRunner:
         # Not stored, or stored without the weights its evaluation still needs: train (deterministic per seed).
         dataset = self.dataset_for_seed(seed)
         network = self._network(framework, dataset, seed)
-        train_loader = make_loader(dataset.train, self.config.batch_size, shuffle=True, seed=seed)
-        validation_loader = make_loader(dataset.validation, self.config.batch_size, shuffle=False, seed=seed)
+        train_loader = training_loader(dataset.train, self.config.batch_size, seed=seed)
+        validation_loader = make_loader(
+            distributed.shard(dataset.validation), self.config.batch_size, shuffle=False, seed=seed
+        )
         # Name the learning rate only when the run chooses among several.
         learning_rates = self.config.learning_rates if self.config.sweep else self.config.learning_rates[:1]
         description = f"{framework} {loss_name} {describe_candidate(candidate, learning_rates)} seed {seed}"
@@ -713,7 +770,7 @@ def run_benchmark(
     monitor = monitor or SilentMonitor()
     time_steps = dataset_for_seed(0).time_steps
     trainings, finished = planned_trainings(config, time_steps, store)
-    batches_per_training = config.epochs * math.ceil(len(dataset_for_seed(0).train) / config.batch_size)
+    batches_per_training = config.epochs * len(training_loader(dataset_for_seed(0).train, config.batch_size, seed=0))
     monitor.plan(trainings, trainings * batches_per_training, finished)
     runner = _CellRunner(config, dataset_for_seed, store, monitor)
     records = []
