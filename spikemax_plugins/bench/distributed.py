@@ -36,6 +36,7 @@ from torch.utils.data import Dataset, Subset
 
 __all__ = [
     "LAUNCH_VARIABLES",
+    "Group",
     "Launch",
     "LaunchError",
     "RankError",
@@ -118,15 +119,28 @@ def launch_from_environment(environ: Mapping[str, str] | None = None) -> Launch:
     return Launch(rank=process_rank, world_size=world, local_rank=_variable(environ, "LOCAL_RANK", 0))
 
 
+@dataclass
+class Group:
+    """The process group of a run, as :func:`process_group` yields it.
+
+    ``leave_together``: wait for every process before leaving (the normal end). Set it to False when this
+    process leaves early on its own (Ctrl-C), where the others may never reach that wait.
+    """
+
+    leave_together: bool = True
+
+
 @contextlib.contextmanager
-def process_group(launch: Launch, device: str) -> Iterator[None]:
-    """Join the run's process group for the duration of the block (nothing happens for one process).
+def process_group(launch: Launch, device: str) -> Iterator[Group]:
+    """Join the run's process group for the duration of the block (nothing happens for one process); yields a
+    :class:`Group`.
 
     The backend is nccl for ``device="cuda"`` (after selecting GPU ``LOCAL_RANK``) and gloo otherwise; the
     rendezvous is torchrun's (``MASTER_ADDR``, ``MASTER_PORT``).
     """
+    group = Group()
     if not launch.distributed:
-        yield
+        yield group
         return
     import torch.distributed as dist
 
@@ -134,9 +148,10 @@ def process_group(launch: Launch, device: str) -> Iterator[None]:
         torch.cuda.set_device(launch.local_rank)
     dist.init_process_group("nccl" if device == "cuda" else "gloo", rank=launch.rank, world_size=launch.world_size)
     try:
-        yield
-        # Leave together: a process that tears its connections down while another still uses them aborts.
-        dist.barrier()
+        yield group
+        if group.leave_together:
+            # A process that tears its connections down while another still uses them aborts.
+            dist.barrier()
     finally:
         # Free what still holds the group (DistributedDataParallel wrappers caught in reference cycles) while it
         # exists: destroyed later, at interpreter exit, their threads abort the process.

@@ -22,12 +22,19 @@ For every framework x loss:
    split is never looked at here.
 2. **Test**: for every seed ``0 .. seeds-1`` the chosen candidate's network is evaluated (a sweep network is
    reused when the sweep trained that seed: it was trained exactly as a fresh run would be; other seeds train
-   a fresh network).
+   a fresh network). :func:`evaluate_trained` calibrates the early-exit rules on the seed's validation split
+   and measures the full window and every rule in one streaming pass over the test split
+   (:mod:`spikemax_plugins.bench.measures`).
 
 Losses are built through the framework adapters, as a user of each framework would build them
 (:func:`make_loss`). Runs are reproducible and the losses paired: a network's initial weights come from
 ``torch.manual_seed(seed)`` and its data order from a ``torch.Generator`` seeded with ``seed``, the same for
 every loss.
+
+Under ``torchrun`` (:mod:`spikemax_plugins.bench.distributed`) every process runs this same code: training is
+``DistributedDataParallel`` over a seeded ``DistributedSampler`` (:func:`training_loader`), each evaluation
+split is sharded and its metrics summed over the processes, and the cells are rank 0's. With one process
+nothing of that happens.
 """
 
 from __future__ import annotations
