@@ -42,6 +42,7 @@ __all__ = [
     "RankError",
     "SharedStore",
     "broadcast",
+    "close_process_group",
     "first_error",
     "gather_shards",
     "is_distributed",
@@ -147,14 +148,29 @@ def process_group(launch: Launch, device: str) -> Iterator[Group]:
     if device == "cuda":
         torch.cuda.set_device(launch.local_rank)
     dist.init_process_group("nccl" if device == "cuda" else "gloo", rank=launch.rank, world_size=launch.world_size)
+    completed = False
     try:
         yield group
-        if group.leave_together:
-            # A process that tears its connections down while another still uses them aborts.
+        completed = True
+    finally:
+        close_process_group(leave_together=completed and group.leave_together)
+
+
+def close_process_group(*, leave_together: bool = True) -> None:
+    """Leave the default process group: wait for every process (with ``leave_together``), free what still holds
+    the group, and destroy it.
+
+    Freeing matters: ``DistributedDataParallel`` wrappers caught in reference cycles would otherwise be destroyed
+    at interpreter exit, after the group, and their threads abort the process ("terminate called without an
+    active exception"). Waiting matters too: a process that tears its connections down while another still uses
+    them aborts.
+    """
+    import torch.distributed as dist
+
+    try:
+        if leave_together:
             dist.barrier()
     finally:
-        # Free what still holds the group (DistributedDataParallel wrappers caught in reference cycles) while it
-        # exists: destroyed later, at interpreter exit, their threads abort the process.
         gc.collect()
         dist.destroy_process_group()
 

@@ -23,6 +23,7 @@ from spikemax_plugins.bench.distributed import (
     LaunchError,
     RankError,
     SharedStore,
+    close_process_group,
     gather_shards,
     launch_from_environment,
     shard,
@@ -126,7 +127,7 @@ def _two_process_worker(rank: int, rendezvous: str, out: str) -> None:
         }
         Path(out, f"rank{rank}.json").write_text(json.dumps(result))
     finally:
-        dist.destroy_process_group()
+        close_process_group()
 
 
 @pytest.fixture(scope="module")
