@@ -18,6 +18,7 @@ import torch.multiprocessing
 
 from spikemax_plugins.bench import cli
 from spikemax_plugins.bench import run as run_module
+from spikemax_plugins.bench.data import silent_progress
 from spikemax_plugins.bench.distributed import (
     Launch,
     LaunchError,
@@ -109,16 +110,17 @@ def _two_process_worker(rank: int, rendezvous: str, out: str) -> None:
             result["store"]["error"] = f"{type(error).__name__}: {error}"
         # One epoch of DistributedDataParallel training: both processes end with the same weights and curves.
         trained = spiking_network(gain=1.0)
-        curves, counts = train_network(
-            trained,
-            run_module.make_loss("snntorch", "spikemax_g", {"smoothing": 1.0}),
-            run_module.training_loader(dataset.train, 8, seed=0),
-            make_loader(shard(dataset.validation), 16, shuffle=False, seed=0),
-            epochs=1,
-            learning_rate=1e-2,
-            device=CPU,
-            task=type("NoProgress", (), {"advance": lambda self, amount=1: None})(),
-        )
+        with silent_progress("training", 4) as task:
+            curves, counts = train_network(
+                trained,
+                run_module.make_loss("snntorch", "spikemax_g", {"smoothing": 1.0}),
+                run_module.training_loader(dataset.train, 8, seed=0),
+                make_loader(shard(dataset.validation), 16, shuffle=False, seed=0),
+                epochs=1,
+                learning_rate=1e-2,
+                device=CPU,
+                task=task,
+            )
         result["training"] = {
             "train_loss": curves.train_loss,
             "counts": list(counts),
