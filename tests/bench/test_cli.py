@@ -371,7 +371,7 @@ def test_cuda_without_a_device_exits_2_with_a_clear_message(tmp_path, capsys):
 @pytest.mark.cuda
 def test_quick_run_on_cuda(tmp_path):
     document = run_quick(tmp_path, "--device", "cuda", "--dataset", "uci-iris")
-    assert document["environment"]["cuda_device"]
+    assert document["config"]["device"] == "cuda" and document["provenance"]["gpu"]  # results.json has no "environment"
     assert_sane(document, frameworks=("snntorch", "norse"), losses=LOSS_NAMES)
 
 
