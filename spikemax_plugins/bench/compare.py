@@ -10,7 +10,8 @@ equal, except what legitimately differs between two runs of the same code:
 * ``config.data_dir`` and ``config.cache_dir`` (where the data was read from, not what it is).
 
 Everything else is compared: the configuration, the data set's description and split sizes, the sweep grid,
-every candidate's validation accuracy, every seed's test measures and curves, the summaries and the verdicts.
+every candidate's validation accuracy, every seed's test measures and curves, its early-exit rules (thresholds
+included) and their measures, the summaries and the verdicts.
 Numbers are compared exactly unless ``--rtol`` is given (for a machine whose floating point differs).
 
 Exit codes: 0 equal; 1 a measured value differs (each difference printed as framework / loss / seed / measure,
@@ -40,6 +41,8 @@ _IDENTITY = {
     "comparisons": ("framework", "loss"),
     "candidates": ("candidate",),
     "per_seed": ("seed",),
+    "rules": ("method", "alpha"),  # a seed's early-exit rules: "method accuracy / alpha 0.01"
+    "early_exit": ("method", "alpha"),  # their summary over seeds
 }
 _MAX_SHOWN = 60
 

@@ -10,7 +10,8 @@ markers, which this command fills from the run's ``results.json``::
 
 The marker names the run (a folder under ``--results-dir``) and the block (one of
 :data:`spikemax_plugins.bench.render.BLOCKS`: ``summary``, ``table``, ``energy``, ``claims``, ``sweep``,
-``training``, ``plots``, ``accuracy-plot``, ``spikes-plot``, ``training-plot``). Image paths are written relative
+``training``, ``early-exit``, ``early-exit-summary``, ``plots``, ``accuracy-plot``, ``spikes-plot``,
+``training-plot``, ``early-exit-plot``). Image paths are written relative
 to the Markdown file. The command also rewrites each referenced run's ``results.md`` and ``results.csv`` from its
 ``results.json`` (the plots are drawn by the bench; ``--plots`` redraws them).
 

@@ -5,7 +5,8 @@ Files written to the output folder (see :meth:`spikemax_plugins.bench.store.RunS
 * ``results.json``: everything (schema below), enough to redraw every table and plot.
 * ``results.csv``: one row per framework x loss, the mean and std over seeds of every summary measure.
 * ``results.md``: :func:`spikemax_plugins.bench.render.results_markdown` of results.json.
-* ``accuracy_vs_time.png``, ``spikes_per_sample.png``, ``training_curves.png`` (matplotlib, Agg backend).
+* ``accuracy_vs_time.png``, ``spikes_per_sample.png``, ``training_curves.png``, ``early_exit.png`` (matplotlib,
+  Agg backend).
 
 ``results.json`` keys: ``schema_version``, ``provenance`` (:func:`spikemax_plugins.bench.provenance.provenance`),
 ``config``, ``dataset``, ``candidates`` (the sweep grid per loss), ``records`` (one per framework x loss, see
@@ -30,14 +31,17 @@ from rich.table import Table
 from rich.text import Text
 
 from .data import ProgressTask, silent_progress
+from .measures import COVERAGE_RULE, HEADLINE_RULE
 from .render import (
     PLOTS,
     SMOKE_PREFIX,
     comparison_text,
+    early_exit_rows,
     energy_rows,
     input_activity_line,
     results_markdown,
     results_rows,
+    rule_summary,
     run_description,
     run_title,
     training_rows,
@@ -51,6 +55,7 @@ __all__ = [
     "ProgressDisplay",
     "accuracy_figure",
     "activity_figure",
+    "early_exit_figure",
     "training_figure",
     "csv_text",
     "results_document",
@@ -59,7 +64,8 @@ __all__ = [
     "write_plots",
 ]
 
-SCHEMA_VERSION = 2
+# 3: per seed ``early_exit`` (the calibrated rules and their test measures) and its summary; provenance.world_size.
+SCHEMA_VERSION = 3
 TERMINAL_RESULTS_COLUMNS = 4  # accuracy, steps to decision, decision at, no decision
 
 
@@ -206,9 +212,12 @@ class ProgressDisplay:
 # ------------------------------------------------------------------------------------------------ terminal
 
 
-def _terminal_table(title: str, header: list[str], rows: list[list[str]], caption: str | None = None) -> Table:
+def _terminal_table(
+    title: str, header: list[str], rows: list[list[str]], caption: str | None = None, *, compact: bool = False
+) -> Table:
     """A rich table whose cells never break inside a word: each column is at least as wide as its widest value,
-    headers wrap at spaces, and the hyper-parameters wrap between parameters only."""
+    headers wrap at spaces, and the hyper-parameters wrap between parameters only. ``compact``: no column wider
+    than its widest value or header word (the headers wrap instead), for tables with many columns."""
     table = Table(title=title, caption=caption, title_justify="left", caption_justify="left")
     for index, name in enumerate(header):
         values = [row[index] for row in rows]
@@ -216,14 +225,30 @@ def _terminal_table(title: str, header: list[str], rows: list[list[str]], captio
             widest = max((len(word) for value in values for word in value.split()), default=1)
         else:
             widest = max((len(value) for value in values), default=1)
-        table.add_column(name, justify="left" if index < 2 or name == "hyper-parameters" else "right", min_width=widest)
+        maximum = max(widest, *(len(word) for word in name.split())) if compact else None
+        table.add_column(
+            name,
+            justify="left" if index < 2 or name == "hyper-parameters" else "right",
+            min_width=widest,
+            max_width=maximum,
+        )
     for row in rows:
         table.add_row(*row)
     return table
 
 
+def _early_exit_caption(document: dict[str, Any]) -> str:
+    seeds = document["config"]["seeds"]
+    means = f"Means over {seeds} seeds (± std in results.md). " if seeds > 1 else ""
+    return (
+        f"{means}Used: time steps, synaptic operations driven by hidden spikes, all synaptic operations, hidden "
+        f"and output spikes, up to each sample's exit. Coverage: conformal rule, alpha = {COVERAGE_RULE[1]:g} "
+        f"(guaranteed >= {1 - COVERAGE_RULE[1]:g}). Every alpha: early_exit.png."
+    )
+
+
 def terminal_report(document: dict[str, Any]) -> list[Any]:
-    """What the terminal shows after a run: three tables that fit 100 columns, then the verdicts.
+    """What the terminal shows after a run: four tables that fit 100 columns, then the verdicts.
 
     Returns rich renderables (tables and lines of text) in order.
     """
@@ -237,6 +262,13 @@ def terminal_report(document: dict[str, Any]) -> list[Any]:
         _terminal_table(
             "Spikes and synaptic operations per sample that the loss can change", *energy_rows(document),
             caption=input_activity_line(document),
+        ),
+        _terminal_table(
+            f"Early exit at ≤ {HEADLINE_RULE[1] * 100:g} point accuracy loss on validation (rule "
+            f"{HEADLINE_RULE[0]}, alpha = {HEADLINE_RULE[1]:g}): test accuracy and the share of the full window used",
+            *early_exit_rows(document, terminal=True),
+            caption=_early_exit_caption(document),
+            compact=True,
         ),
         _terminal_table("Chosen hyper-parameters and training", *training_rows(document)),
     ]
@@ -252,11 +284,24 @@ def terminal_report(document: dict[str, Any]) -> list[Any]:
 # ------------------------------------------------------------------------------------------------ files
 
 
+# (rule, measure, column) of the early-exit columns of results.csv: the headline rule and the conformal coverage.
+CSV_EARLY_EXIT_COLUMNS = (
+    *((HEADLINE_RULE, metric, f"early_exit_{metric}") for metric in (
+        "accuracy", "exit_fraction", "hidden_synaptic_operations_share", "synaptic_operations_share",
+        "network_spikes_share",
+    )),
+    (COVERAGE_RULE, "coverage", "conformal_coverage"),
+)  # fmt: skip
+
+
 def csv_text(document: dict[str, Any]) -> str:
-    """results.csv: a header, then one row per framework x loss with the mean and std of every summary measure."""
+    """results.csv: a header, then one row per framework x loss with the mean and std of every summary measure,
+    and of the early-exit measures of :data:`CSV_EARLY_EXIT_COLUMNS`."""
     columns = ["framework", "loss", "hyper_parameters", "learning_rate", "seeds"]
     for metric in SUMMARY_METRICS:
         columns += [f"{metric}_mean", f"{metric}_std"]
+    for _, _, name in CSV_EARLY_EXIT_COLUMNS:
+        columns += [f"{name}_mean", f"{name}_std"]
     stream = io.StringIO()
     writer = csv.writer(stream, lineterminator="\n")
     writer.writerow(columns)
@@ -270,6 +315,9 @@ def csv_text(document: dict[str, Any]) -> str:
         ]
         for metric in SUMMARY_METRICS:
             row += [record["summary"][metric]["mean"], record["summary"][metric]["std"]]
+        for rule, metric, _ in CSV_EARLY_EXIT_COLUMNS:
+            measure = (rule_summary(record, rule) or {}).get(metric, {"mean": None, "std": None})
+            row += [measure["mean"], measure["std"]]
         writer.writerow(["" if value is None else value for value in row])
     return stream.getvalue()
 
@@ -414,13 +462,82 @@ def training_figure(document: dict[str, Any]) -> Any:
     return figure
 
 
+_ALPHA_MARKERS = ("o", "s", "D", "^", "v", "P", "X", "h")
+
+
+def early_exit_figure(document: dict[str, Any]) -> Any:
+    """Early-exit test accuracy against the mean share of time steps used, one panel per framework; returns the
+    Figure.
+
+    One curve per loss (colour) through its "accuracy" rules in order of alpha, one point per calibration alpha
+    (its marker, in the legend); the loss's full-window accuracy is the star at a share of 1 and the dotted line.
+    Error bars: ±1 std over seeds (none with one seed).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.lines import Line2D
+
+    context = _PlotContext(document)
+    frameworks = context.frameworks
+    alphas = list(dict.fromkeys(
+        entry["alpha"] for record in document["records"] for entry in record["summary"].get("early_exit", [])
+        if entry["method"] == "accuracy"
+    ))  # fmt: skip
+    markers = {alpha: _ALPHA_MARKERS[index % len(_ALPHA_MARKERS)] for index, alpha in enumerate(alphas)}
+    figure, axes = plt.subplots(1, len(frameworks), figsize=(5.5 * len(frameworks), 4.6), squeeze=False, sharey=True)
+    shown: list[float] = []
+    for axis, framework in zip(axes[0], frameworks, strict=True):
+        for loss in context.losses:
+            record = context.by_key[framework, loss]
+            colour = context.colours[loss]
+            entries = [
+                entry for entry in record["summary"].get("early_exit", [])
+                if entry["method"] == "accuracy" and entry["exit_fraction"]["mean"] is not None
+            ]  # fmt: skip
+            shares = [entry["exit_fraction"]["mean"] for entry in entries]
+            accuracies = [entry["accuracy"]["mean"] for entry in entries]
+            axis.plot(shares, accuracies, color=colour, linewidth=1, label=loss)
+            for entry, share, accuracy in zip(entries, shares, accuracies, strict=True):
+                if context.spread:
+                    axis.errorbar(
+                        share, accuracy, xerr=entry["exit_fraction"]["std"] or 0.0,
+                        yerr=entry["accuracy"]["std"] or 0.0, color=colour, alpha=0.5, capsize=2, linewidth=0.8,
+                    )  # fmt: skip
+                axis.plot(share, accuracy, marker=markers[entry["alpha"]], color=colour, markersize=5)
+            full = record["summary"]["accuracy"]["mean"]
+            shown += accuracies
+            if full is not None:
+                shown.append(full)
+                axis.plot([1.0], [full], marker="*", markersize=11, color=colour, linestyle="none")
+                axis.axhline(full, color=colour, linestyle=":", linewidth=1)
+        axis.set(title=framework, xlabel="share of the time steps used (mean of (exit step + 1) / T)", xlim=(0, 1.05))
+        axis.grid(alpha=0.3)
+    # Accuracies of trained networks sit close together: zoom on them rather than show 0..1.
+    low = max(0.0, min(shown, default=0.0) - 0.05)
+    axes[0][0].set(ylabel="test accuracy with early exit", ylim=(low, min(1.0, max(shown, default=1.0) + 0.03)))
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    handles.append(Line2D([], [], marker="*", color="grey", linestyle=":", markersize=9))
+    labels.append("full window")
+    for alpha in alphas:
+        handles.append(Line2D([], [], marker=markers[alpha], color="grey", linestyle="none"))
+        labels.append(f"alpha = {alpha:g}")
+    axes[0][-1].legend(handles, labels, loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small")
+    spread = f"; bars: {context.spread}" if context.spread else ""
+    figure.suptitle(
+        f"{context.smoke}Early exit with the rules calibrated on validation to lose at most alpha accuracy there\n"
+        f"{run_description(document)}{spread}",
+        fontsize="small",
+    )
+    return figure
+
+
 def write_plots(document: dict[str, Any], out_dir: Path) -> Iterator[Path]:
-    """Draw the three figures of ``document`` into ``out_dir`` (names in
+    """Draw the four figures of ``document`` into ``out_dir`` (names in
     :data:`spikemax_plugins.bench.render.PLOTS`), each atomically; yields each path once written."""
     for name, draw in (
         ("accuracy-plot", accuracy_figure),
         ("spikes-plot", activity_figure),
         ("training-plot", training_figure),
+        ("early-exit-plot", early_exit_figure),
     ):
         yield _save(draw(document), out_dir / PLOTS[name][0])
 

@@ -22,32 +22,42 @@ For every framework x loss:
    split is never looked at here.
 2. **Test**: for every seed ``0 .. seeds-1`` the chosen candidate's network is evaluated (a sweep network is
    reused when the sweep trained that seed: it was trained exactly as a fresh run would be; other seeds train
-   a fresh network).
+   a fresh network). :func:`evaluate_trained` calibrates the early-exit rules on the seed's validation split
+   and measures the full window and every rule in one streaming pass over the test split
+   (:mod:`spikemax_plugins.bench.measures`).
 
 Losses are built through the framework adapters, as a user of each framework would build them
 (:func:`make_loss`). Runs are reproducible and the losses paired: a network's initial weights come from
 ``torch.manual_seed(seed)`` and its data order from a ``torch.Generator`` seeded with ``seed``, the same for
 every loss.
+
+Under ``torchrun`` (:mod:`spikemax_plugins.bench.distributed`) every process runs this same code: training is
+``DistributedDataParallel`` over a seeded ``DistributedSampler`` (:func:`training_loader`), each evaluation
+split is sharded and its metrics summed over the processes, and the cells are rank 0's. With one process
+nothing of that happens.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from typing import Any, Protocol
 
 import torch
-from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
-from spikemax_plugins import metrics
+from spikemax_plugins import early_exit
 
+from . import distributed
 from .data import ProgressTask, SpikeDataset, collate_time_first, silent_progress
+from .measures import EARLY_EXIT_METRICS, Evaluation, StreamingMeasures, calibrate_rules
 from .models import FRAMEWORKS, SpikingNetwork, build_network
 from .store import CellStore, MemoryStore
 
@@ -62,6 +72,9 @@ __all__ = [
     "choose_candidate",
     "evaluate",
     "evaluate_trained",
+    "record_output",
+    "summarise_early_exit",
+    "training_loader",
     "loss_candidates",
     "make_loss",
     "planned_trainings",
@@ -262,84 +275,74 @@ def make_loader(dataset: Dataset, batch_size: int, *, shuffle: bool, seed: int) 
     )
 
 
-@dataclass
-class Evaluation:
-    """Measures of one trained network on one split, per sample where it says so.
+@torch.no_grad()
+def _measure(
+    network: SpikingNetwork,
+    loader: DataLoader,
+    device: torch.device,
+    *,
+    num_steps: int | None = None,
+    rules: Sequence[early_exit.ExitRule] = (),
+) -> StreamingMeasures:
+    """One pass of ``network`` over ``loader``, each batch fed to a :class:`StreamingMeasures` (then dropped).
 
-    * ``accuracy``: share of samples whose spike-count prediction is right (ties count wrong);
-      ``accuracy_over_time[t]``: the same for the counts of steps ``0..t`` (T values).
-    * ``steps_to_decision``: mean, over the samples with a decision, of the number of steps seen when the running
-      prediction settles for good (:func:`spikemax_plugins.metrics.time_to_decision` + 1, so 1..T);
-      ``time_to_decision_fraction``: the same divided by T. Both None when no sample has a decision.
-    * Spikes the loss can change: ``hidden_spikes_per_sample``, ``output_spikes_per_sample``, their sum
-      ``network_spikes_per_sample``, and ``hidden_synaptic_operations_per_sample`` (hidden-layer spikes times
-      their fan-out: the synaptic operations the trained weights cause).
-    * What every loss sees alike: ``input_spikes_per_sample`` (input events) and
-      ``input_synaptic_operations_per_sample`` (input events times their fan-out).
-    * ``synaptic_operations_per_sample``: input and hidden operations together (NeuroBench's total).
-    * ``correct``, ``samples``: the counts behind ``accuracy``.
+    ``num_steps`` (T) is read from the first batch when None; a process whose loader may be empty (a shard of a
+    tiny split) must give it. Returns the measures, to be read on every process.
     """
+    network.eval()
+    measures = None
+    if num_steps is not None:
+        measures = StreamingMeasures(
+            network.fan_out, num_steps=num_steps, num_classes=network.layer_sizes[-1], device=device, rules=rules
+        )
+    for frames, labels in loader:
+        spikes = network(frames.to(device))
+        if measures is None:
+            measures = StreamingMeasures(
+                network.fan_out,
+                num_steps=spikes.output.shape[0],
+                num_classes=network.layer_sizes[-1],
+                device=device,
+                rules=rules,
+            )
+        measures.update(spikes, labels)
+    if measures is None:
+        raise ValueError("loader must yield at least one batch to evaluate, or num_steps must be given; got no batch")
+    return measures
 
-    accuracy: float
-    accuracy_over_time: list[float]
-    steps_to_decision: float | None
-    time_to_decision_fraction: float | None
-    no_decision_fraction: float
-    output_spikes_per_sample: float
-    hidden_spikes_per_sample: float
-    network_spikes_per_sample: float
-    hidden_synaptic_operations_per_sample: float
-    input_spikes_per_sample: float
-    input_synaptic_operations_per_sample: float
-    synaptic_operations_per_sample: float
-    correct: int
-    samples: int
+
+def evaluate(
+    network: SpikingNetwork, loader: DataLoader, device: torch.device, *, num_steps: int | None = None
+) -> Evaluation:
+    """Run ``network`` over ``loader``; returns its :class:`Evaluation` (accuracy, latency, activity).
+
+    Streams: each batch updates the metrics' sums and is dropped, so memory does not grow with the split. In a
+    multi-process run every process passes its shard of the split (:func:`~spikemax_plugins.bench.distributed.shard`)
+    and gets the evaluation of the whole split. ``num_steps``: T, read from the first batch when None.
+    """
+    return _measure(network, loader, device, num_steps=num_steps).evaluation()
 
 
 @torch.no_grad()
-def evaluate(network: SpikingNetwork, loader: DataLoader, device: torch.device) -> Evaluation:
-    """Run ``network`` over ``loader``; returns its :class:`Evaluation` (accuracy, latency, activity)."""
+def record_output(
+    network: SpikingNetwork, split: Dataset, *, batch_size: int, device: torch.device, num_steps: int
+) -> tuple[Tensor, Tensor]:
+    """The output spikes ``[T, N, C]`` and labels ``[N]`` of ``network`` on the N samples of ``split``, in order.
+
+    Kept whole (for calibration, on the validation split). In a multi-process run each process runs its shard
+    and every process gets the whole split's spikes, in the split's order.
+    """
     network.eval()
     outputs: list[Tensor] = []
     labels: list[Tensor] = []
-    hidden_spikes = 0.0
-    input_spikes = 0.0
-    input_operations = 0.0
-    hidden_operations = 0.0
-    for frames, batch_labels in loader:
-        spikes = network(frames.to(device))
-        outputs.append(spikes.output.cpu())
-        labels.append(batch_labels)
-        hidden_layers = spikes.layers[:-1]
-        hidden_spikes += sum(layer.sum().item() for layer in hidden_layers)
-        input_spikes += spikes.input.sum().item()
-        input_operations += metrics.synaptic_operations([spikes.input], network.fan_out[:1]).sum().item()
-        if hidden_layers:
-            hidden_operations += metrics.synaptic_operations(hidden_layers, network.fan_out[1:]).sum().item()
-    output = torch.cat(outputs, dim=1)  # [T, N, C]
-    target = torch.cat(labels)
-    num_steps, samples = output.shape[:2]
-    decision_steps = metrics.time_to_decision(output)
-    decided = decision_steps >= 0
-    steps_seen = (decision_steps[decided] + 1).double().mean().item() if decided.any() else None
-    correct = int((metrics.predict(output) == target).sum().item())
-    output_spikes = output.sum().item()
-    return Evaluation(
-        accuracy=correct / samples,
-        accuracy_over_time=metrics.accuracy_over_time(output, target).tolist(),
-        steps_to_decision=steps_seen,
-        time_to_decision_fraction=None if steps_seen is None else steps_seen / num_steps,
-        no_decision_fraction=1.0 - decided.double().mean().item(),
-        output_spikes_per_sample=output_spikes / samples,
-        hidden_spikes_per_sample=hidden_spikes / samples,
-        network_spikes_per_sample=(hidden_spikes + output_spikes) / samples,
-        hidden_synaptic_operations_per_sample=hidden_operations / samples,
-        input_spikes_per_sample=input_spikes / samples,
-        input_synaptic_operations_per_sample=input_operations / samples,
-        synaptic_operations_per_sample=(input_operations + hidden_operations) / samples,
-        correct=correct,
-        samples=samples,
-    )
+    for frames, batch_labels in make_loader(distributed.shard(split), batch_size, shuffle=False, seed=0):
+        outputs.append(network(frames.to(device)).output)
+        labels.append(batch_labels.to(device))
+    num_classes = network.layer_sizes[-1]
+    output = torch.cat(outputs, dim=1) if outputs else torch.zeros(num_steps, 0, num_classes, device=device)
+    target = torch.cat(labels) if labels else torch.zeros(0, dtype=torch.int64, device=device)
+    total = len(split)  # type: ignore[arg-type]
+    return distributed.gather_shards(output, total, dim=1), distributed.gather_shards(target, total, dim=0)
 
 
 def evaluate_trained(
@@ -347,25 +350,57 @@ def evaluate_trained(
 ) -> dict[str, Any]:
     """Everything measured on one trained network: the record its evaluation cell stores.
 
-    The single place where a trained network is measured. Returns ``{"test": asdict(evaluate(network, test
-    split))}``; the summary and the verdicts read ``record["test"][metric]``. A measure that needs the validation
-    split (e.g. an early-exit rule calibrated there and applied to the test split) belongs here, under its own
-    key, so that it is stored, resumed and compared like the rest.
+    The single place where a trained network is measured:
+
+    1. its output spikes on the **validation** split calibrate the early-exit rules of
+       :data:`~spikemax_plugins.bench.measures.EARLY_EXIT_RULES` (the test split is never used for that);
+    2. one pass over the **test** split measures the full window and applies every rule
+       (:class:`~spikemax_plugins.bench.measures.StreamingMeasures`).
+
+    Returns ``{"test": asdict(Evaluation), "early_exit": {"calibration": {"split": "validation", "samples": n},
+    "rules": [...]}}``, one rule entry per :data:`EARLY_EXIT_RULES` entry: ``method``, ``alpha``, ``rule``
+    (:meth:`ExitRule.to_dict`, None when it could not be calibrated), ``error`` (why not, else None) and every
+    :data:`~spikemax_plugins.bench.measures.EARLY_EXIT_METRICS` measure (None without a rule). The summary and
+    the verdicts read ``record["test"][metric]``.
     """
-    test_loader = make_loader(dataset.test, batch_size, shuffle=False, seed=0)
-    return {"test": asdict(evaluate(network, test_loader, device))}
+    output, labels = record_output(
+        network, dataset.validation, batch_size=batch_size, device=device, num_steps=dataset.time_steps
+    )
+    calibrated = calibrate_rules(output, labels)
+    del output, labels
+    test_loader = make_loader(distributed.shard(dataset.test), batch_size, shuffle=False, seed=0)
+    rules = [entry.rule for entry in calibrated if entry.rule is not None]
+    measures = _measure(network, test_loader, device, num_steps=dataset.time_steps, rules=rules)
+    evaluation = measures.evaluation()
+    exits = iter(measures.early_exit())
+    entries = [
+        {
+            "method": entry.method,
+            "alpha": entry.alpha,
+            "rule": None if entry.rule is None else entry.rule.to_dict(),
+            "error": entry.error,
+            **(next(exits) if entry.rule is not None else dict.fromkeys(EARLY_EXIT_METRICS)),
+        }
+        for entry in calibrated
+    ]
+    return {
+        "test": asdict(evaluation),
+        "early_exit": {"calibration": {"split": "validation", "samples": len(dataset.validation)}, "rules": entries},
+    }
 
 
 @torch.no_grad()
 def _validation_counts(network: SpikingNetwork, loader: DataLoader, device: torch.device) -> tuple[int, int]:
-    """(correct predictions, samples) of ``network`` over ``loader``; ties count wrong."""
+    """(correct predictions, samples) of ``network`` over ``loader``, summed over the processes of a multi-process
+    run (each passing its shard); ties count wrong."""
+    from spikemax_plugins.metrics import SpikeAccuracy
+
     network.eval()
-    correct = samples = 0
+    metric = SpikeAccuracy(network.layer_sizes[-1]).to(device)
     for frames, labels in loader:
-        prediction = metrics.predict(network(frames.to(device)).output).cpu()
-        correct += int((prediction == labels).sum().item())
-        samples += len(labels)
-    return correct, samples
+        metric.update(network(frames.to(device)).output, labels.to(device))
+    with metric.sync_context():
+        return int(metric.correct), int(metric.samples)
 
 
 @dataclass
@@ -390,20 +425,28 @@ def train_network(
 ) -> tuple[TrainingCurves, tuple[int, int]]:
     """Adam on the mean batch loss, full backpropagation through time; the validation set scored per epoch.
 
+    In a multi-process run (:mod:`~spikemax_plugins.bench.distributed`) the network trains as a
+    ``DistributedDataParallel`` module (gradients averaged over the processes, every process keeping the same
+    weights), ``train_loader`` is this process's :func:`training_loader` and ``validation_loader`` its shard; the
+    training loss and the validation counts are summed over the processes.
+
     ``task`` is advanced once per training batch. Returns the curves and the final epoch's validation
     ``(correct, samples)``.
     """
+    model = _parallel(network, device)
     optimizer = torch.optim.Adam(network.parameters(), lr=learning_rate)
     curves = TrainingCurves()
     counts = (0, 0)
-    for _ in range(epochs):
+    for epoch in range(epochs):
+        if isinstance(train_loader.sampler, DistributedSampler):
+            train_loader.sampler.set_epoch(epoch)  # a new order every epoch, the same on every run
         network.train()
         started = time.perf_counter()
         loss_sum = 0.0
         samples = 0
         for frames, labels in train_loader:
             frames, labels = frames.to(device), labels.to(device)
-            loss = loss_function(network(frames).output, labels)
+            loss = loss_function(model(frames).output, labels)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -411,10 +454,49 @@ def train_network(
             samples += len(labels)
             task.advance()
         curves.epoch_seconds.append(time.perf_counter() - started)
+        if distributed.is_distributed():
+            loss_sum, samples = distributed.sum_over_ranks([loss_sum, samples])
         curves.train_loss.append(loss_sum / samples)
         counts = _validation_counts(network, validation_loader, device)
         curves.validation_accuracy.append(counts[0] / counts[1])
     return curves, counts
+
+
+def _parallel(network: SpikingNetwork, device: torch.device) -> nn.Module:
+    """``network`` itself for one process; a ``DistributedDataParallel`` wrapper of it in a multi-process run."""
+    if not distributed.is_distributed():
+        return network
+    from torch.nn.parallel import DistributedDataParallel
+
+    # No buffer sync before each forward pass: the buffers are snnTorch's membrane states, reset by every forward
+    # pass, and their batch size may differ between processes on the last batch. (Synced once at construction,
+    # where every process holds the same fresh network.)
+    options = (
+        {"forward_sync_buffers": False}
+        if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+        else {"broadcast_buffers": False}  # torch < 2.13
+    )
+    device_ids = None
+    if device.type == "cuda":
+        device_ids = [torch.cuda.current_device() if device.index is None else device.index]
+    return DistributedDataParallel(network, device_ids=device_ids, **options)
+
+
+def training_loader(dataset: Dataset, batch_size: int, *, seed: int) -> DataLoader:
+    """The shuffled training batches of this process.
+
+    One process: :func:`make_loader` (order from a generator seeded with ``seed``). N processes: each takes its
+    part of a ``DistributedSampler`` seeded with ``seed`` (reshuffled per epoch by :func:`train_network`, padded
+    with repeated samples so that every process runs the same number of batches), in batches of
+    ``ceil(batch_size / N)``, so that one optimiser step still sees about ``batch_size`` samples.
+    """
+    processes = distributed.world_size()
+    if processes == 1:
+        return make_loader(dataset, batch_size, shuffle=True, seed=seed)
+    sampler = DistributedSampler(dataset, num_replicas=processes, rank=distributed.rank(), shuffle=True, seed=seed)
+    return DataLoader(
+        dataset, batch_size=math.ceil(batch_size / processes), sampler=sampler, collate_fn=collate_time_first
+    )
 
 
 # ------------------------------------------------------------------------------------------- the sweep
@@ -534,8 +616,10 @@ class _CellRunner:
         # Not stored, or stored without the weights its evaluation still needs: train (deterministic per seed).
         dataset = self.dataset_for_seed(seed)
         network = self._network(framework, dataset, seed)
-        train_loader = make_loader(dataset.train, self.config.batch_size, shuffle=True, seed=seed)
-        validation_loader = make_loader(dataset.validation, self.config.batch_size, shuffle=False, seed=seed)
+        train_loader = training_loader(dataset.train, self.config.batch_size, seed=seed)
+        validation_loader = make_loader(
+            distributed.shard(dataset.validation), self.config.batch_size, shuffle=False, seed=seed
+        )
         # Name the learning rate only when the run chooses among several.
         learning_rates = self.config.learning_rates if self.config.sweep else self.config.learning_rates[:1]
         description = f"{framework} {loss_name} {describe_candidate(candidate, learning_rates)} seed {seed}"
@@ -643,6 +727,28 @@ def summarise(seed_records: list[dict[str, Any]]) -> dict[str, Any]:
         "mean": curves.mean(0).tolist(),
         "std": (curves.std(0) if len(seed_records) > 1 else torch.zeros(curves.shape[1])).tolist(),
     }
+    if all("rules" in record.get("early_exit", {}) for record in seed_records):
+        summary["early_exit"] = summarise_early_exit([record["early_exit"] for record in seed_records])
+    return summary
+
+
+def summarise_early_exit(per_seed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per early-exit rule (in the seeds' order of rules): ``method``, ``alpha``, ``calibrated_seeds`` (how many
+    seeds could calibrate it) and the mean and std over those seeds of every
+    :data:`~spikemax_plugins.bench.measures.EARLY_EXIT_METRICS` measure."""
+    summary = []
+    for position, first in enumerate(per_seed[0]["rules"]):
+        entries = [seed["rules"][position] for seed in per_seed]
+        if any((entry["method"], entry["alpha"]) != (first["method"], first["alpha"]) for entry in entries):
+            raise ValueError(f"every seed must list the same early-exit rules; rule {position} differs: {entries}")
+        summary.append(
+            {
+                "method": first["method"],
+                "alpha": first["alpha"],
+                "calibrated_seeds": sum(entry["rule"] is not None for entry in entries),
+                **{name: _mean_and_std([entry[name] for entry in entries]) for name in EARLY_EXIT_METRICS},
+            }
+        )
     return summary
 
 
@@ -671,7 +777,7 @@ def run_benchmark(
     monitor = monitor or SilentMonitor()
     time_steps = dataset_for_seed(0).time_steps
     trainings, finished = planned_trainings(config, time_steps, store)
-    batches_per_training = config.epochs * math.ceil(len(dataset_for_seed(0).train) / config.batch_size)
+    batches_per_training = config.epochs * len(training_loader(dataset_for_seed(0).train, config.batch_size, seed=0))
     monitor.plan(trainings, trainings * batches_per_training, finished)
     runner = _CellRunner(config, dataset_for_seed, store, monitor)
     records = []

@@ -9,8 +9,9 @@ Every file is written atomically (a temporary file in the same folder, then ``os
 stopped by Ctrl-C, never sees half a file. :meth:`RunStore.publish` writes the results in an order that never
 leaves a new ``results.json`` beside files derived from an older one (see there).
 
-Only one process writes: a store built with ``writer=False`` (the ranks other than 0 of a future multi-process
-run) reads cells but writes nothing.
+Only one process writes: a store built with ``writer=False`` reads cells but writes nothing. (A multi-process
+run gives its ranks other than 0 no store of their own at all: they see rank 0's through
+:class:`spikemax_plugins.bench.distributed.SharedStore`.)
 """
 
 from __future__ import annotations
@@ -44,7 +45,14 @@ __all__ = [
 
 RESULTS_FILE = "results.json"
 # Written after results.json, from it; removed before a new results.json replaces an old one.
-DERIVED_FILES = ("results.csv", "results.md", "accuracy_vs_time.png", "spikes_per_sample.png", "training_curves.png")
+DERIVED_FILES = (
+    "results.csv",
+    "results.md",
+    "accuracy_vs_time.png",
+    "spikes_per_sample.png",
+    "training_curves.png",
+    "early_exit.png",
+)
 CELLS_FOLDER = "cells"
 RUN_FILE = "run.json"  # in CELLS_FOLDER: what the cells were computed with, checked by --resume
 

@@ -21,6 +21,7 @@ from spikemax_plugins.bench import report
 from spikemax_plugins.bench import run as bench_run
 from spikemax_plugins.bench.cli import main
 from spikemax_plugins.bench.data import load_dataset
+from spikemax_plugins.bench.measures import EARLY_EXIT_RULES
 from spikemax_plugins.bench.models import build_network
 from spikemax_plugins.bench.run import (
     LOSS_NAMES,
@@ -34,7 +35,7 @@ from spikemax_plugins.bench.run import (
 
 from .fixtures import write_dvsgesture_fixture, write_nmnist_fixture, write_ntidigits18_fixture, write_shd_fixture
 
-PLOTS = ("accuracy_vs_time.png", "spikes_per_sample.png", "training_curves.png")
+PLOTS = ("accuracy_vs_time.png", "spikes_per_sample.png", "training_curves.png", "early_exit.png")
 TIMING_KEYS = {"provenance", "epoch_seconds", "seconds_per_epoch"}
 EVALUATION_KEYS = {
     "accuracy", "accuracy_over_time", "steps_to_decision", "time_to_decision_fraction", "no_decision_fraction",
@@ -91,11 +92,34 @@ def assert_sane(document: dict, *, frameworks: tuple[str, ...], losses: tuple[st
             assert 0.0 <= test["output_spikes_per_sample"] <= test["network_spikes_per_sample"]
             assert test["input_spikes_per_sample"] > 0.0  # every data set feeds some spikes
             assert test["synaptic_operations_per_sample"] >= test["input_spikes_per_sample"]
+            assert_sane_early_exit(seed_record, dataset)
             curves = seed_record["curves"]
             epochs = document["config"]["epochs"]
             assert len(curves["train_loss"]) == len(curves["validation_accuracy"]) == epochs
             assert all(math.isfinite(loss) and loss >= 0 for loss in curves["train_loss"])
             assert seed_record["final_train_loss"] == curves["train_loss"][-1]
+
+
+def assert_sane_early_exit(seed_record: dict, dataset: dict) -> None:
+    """Every rule calibrated on the validation split (or refused for its size) and its measures in range."""
+    time_steps, validation = dataset["time_steps"], dataset["sizes"]["validation"]
+    early_exit = seed_record["early_exit"]
+    assert early_exit["calibration"] == {"split": "validation", "samples": validation}
+    assert [(entry["method"], entry["alpha"]) for entry in early_exit["rules"]] == list(EARLY_EXIT_RULES)
+    test = seed_record["test"]
+    for entry in early_exit["rules"]:
+        if entry["rule"] is None:  # only the conformal rule, on validation splits under 39 samples
+            assert entry["method"] == "conformal" and validation < 39 and "n >= 39" in entry["error"]
+            continue
+        assert entry["rule"]["calibration_size"] == validation and entry["rule"]["num_steps"] == time_steps
+        assert 0.0 <= entry["accuracy"] <= 1.0 and 0.0 <= entry["coverage"] <= 1.0
+        assert 0.0 <= entry["mean_exit_step"] <= time_steps - 1
+        assert entry["exit_fraction"] == pytest.approx((entry["mean_exit_step"] + 1) / time_steps)
+        # Nothing is spent after the exit: at most the full window's operations and spikes.
+        for name in ("hidden_synaptic_operations", "synaptic_operations", "network_spikes"):
+            assert entry[f"{name}_per_sample"] <= test[f"{name}_per_sample"] * (1 + 1e-12)
+            share = entry[f"{name}_share"]
+            assert share is None or 0.0 <= share <= 1.0
 
 
 # --------------------------------------------------------------------------------- the default data set
@@ -256,18 +280,20 @@ def test_sweep_pools_validation_accuracy_over_seeds_and_never_scores_test(monkey
 
 
 def test_what_evaluate_trained_returns_is_stored_per_seed(monkeypatch):
-    # The seam for later measures of a trained network (e.g. early exit calibrated on the validation split).
+    # The seam for later measures of a trained network: each key it returns lands in the seed's record.
     original = bench_run.evaluate_trained
 
-    def with_calibration(network, dataset, **options):
-        return {**original(network, dataset, **options), "early_exit": {"validation_samples": len(dataset.validation)}}
+    def with_more(network, dataset, **options):
+        return {**original(network, dataset, **options), "more": {"validation_samples": len(dataset.validation)}}
 
-    monkeypatch.setattr(bench_run, "evaluate_trained", with_calibration)
+    monkeypatch.setattr(bench_run, "evaluate_trained", with_more)
     dataset = load_dataset("uci-iris", quick=True, time_steps=4)
     config = BenchConfig(dataset="uci-iris", frameworks=("norse",), losses=("ce_count",), epochs=1, sweep=False)
     (record,) = run_benchmark(config, lambda seed: dataset)
-    assert record["seeds"][0]["early_exit"] == {"validation_samples": len(dataset.validation)}
+    assert record["seeds"][0]["more"] == {"validation_samples": len(dataset.validation)}
     assert record["seeds"][0]["test"]["samples"] == len(dataset.test)
+    assert len(record["seeds"][0]["early_exit"]["rules"]) == len(EARLY_EXIT_RULES)
+    assert [entry["alpha"] for entry in record["summary"]["early_exit"]] == [alpha for _, alpha in EARLY_EXIT_RULES]
 
 
 def test_choice_keeps_the_earliest_candidate_within_the_margin():
@@ -345,7 +371,7 @@ def test_cuda_without_a_device_exits_2_with_a_clear_message(tmp_path, capsys):
 @pytest.mark.cuda
 def test_quick_run_on_cuda(tmp_path):
     document = run_quick(tmp_path, "--device", "cuda", "--dataset", "uci-iris")
-    assert document["environment"]["cuda_device"]
+    assert document["config"]["device"] == "cuda" and document["provenance"]["gpu"]  # results.json has no "environment"
     assert_sane(document, frameworks=("snntorch", "norse"), losses=LOSS_NAMES)
 
 

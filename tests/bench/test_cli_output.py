@@ -11,7 +11,14 @@ import pytest
 from rich.console import Console
 
 from spikemax_plugins.bench import cli
-from spikemax_plugins.bench.report import ProgressDisplay, accuracy_figure, activity_figure, terminal_report
+from spikemax_plugins.bench.measures import EARLY_EXIT_METRICS
+from spikemax_plugins.bench.report import (
+    ProgressDisplay,
+    accuracy_figure,
+    activity_figure,
+    early_exit_figure,
+    terminal_report,
+)
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +45,8 @@ def widest_case(document: dict) -> dict:
     for record in document["records"]:
         for metric, (mean, std) in large.items():
             record["summary"][metric] = {"mean": mean, "std": std}
+        for entry in record["summary"]["early_exit"]:
+            entry.update({metric: {"mean": 0.9072, "std": 0.0061} for metric in EARLY_EXIT_METRICS})
     return document
 
 
@@ -55,7 +64,7 @@ def test_the_final_tables_fit_100_columns_without_breaking_a_word(three_seed_run
     lines = text.splitlines()
     assert max(len(line) for line in lines) <= 100
     tables = [item for item in renderables if hasattr(item, "columns")]
-    assert len(tables) == 3
+    assert len(tables) == 4
     for table in tables:
         for column in table.columns:
             for cell in column._cells:
@@ -64,6 +73,44 @@ def test_the_final_tables_fit_100_columns_without_breaking_a_word(three_seed_run
                     assert any(piece in line for line in lines), (column.header, piece)
     assert "0.907 ± 0.006" in text and "123456 ± 7890" in text and "89.8922 ± 10.2690" in text
     assert "true_rate=0.8" in text and "lr=0.002" in text
+    assert "│ snntorch  │ spikemax_g │ 0.907 → 0.907 │ 0.907 │  0.907 │ 0.907 │  0.907 │    0.907 │" in text
+
+
+def test_the_early_exit_table_shows_the_headline_rule_and_the_conformal_coverage(three_seed_run):
+    document = copy.deepcopy(three_seed_run)
+    record = document["records"][1]  # snntorch spikemax_s
+    for entry in record["summary"]["early_exit"]:
+        if (entry["method"], entry["alpha"]) == ("accuracy", 0.01):
+            entry.update(accuracy={"mean": 0.8312, "std": 0.01}, exit_fraction={"mean": 0.4167, "std": 0.02},
+                         hidden_synaptic_operations_share={"mean": 0.3333, "std": 0.0},
+                         synaptic_operations_share={"mean": 0.4444, "std": 0.0},
+                         network_spikes_share={"mean": 0.3561, "std": 0.0})  # fmt: skip
+        if entry["method"] == "conformal":
+            entry["coverage"] = {"mean": 0.9131, "std": 0.01}
+    record["summary"]["accuracy"] = {"mean": 0.8401, "std": 0.01}
+    text = rendered_text(terminal_report(document))
+    assert "Early exit at ≤ 1 point accuracy loss on validation (rule accuracy, alpha = 0.01)" in text
+    assert "│ snntorch  │ spikemax_s │ 0.840 → 0.831 │ 0.417 │  0.333 │ 0.444 │  0.356 │    0.913 │" in text
+    assert "Means over 3 seeds (± std in results.md)." in text
+
+
+def test_early_exit_plot_axes_and_legend(three_seed_run):
+    figure = early_exit_figure(three_seed_run)
+    axes = figure.axes
+    assert [axis.get_title() for axis in axes] == ["snntorch", "norse"]
+    assert axes[0].get_ylabel() == "test accuracy with early exit"
+    assert all(axis.get_xlabel() == "share of the time steps used (mean of (exit step + 1) / T)" for axis in axes)
+    legend = [text.get_text() for text in axes[-1].get_legend().get_texts()]
+    alphas = ["alpha = 0", "alpha = 0.005", "alpha = 0.01", "alpha = 0.02", "alpha = 0.05", "alpha = 0.1"]
+    assert legend == ["spikemax_g", "spikemax_s", "ce_count", "mse_count", "full window", *alphas]
+    # Per loss: the curve through the six alphas, then a star at a share of 1 at the full-window accuracy.
+    record = three_seed_run["records"][0]
+    curve = axes[0].get_lines()[0]
+    expected = [entry["exit_fraction"]["mean"] for entry in record["summary"]["early_exit"][:6]]
+    assert list(curve.get_xdata()) == expected
+    stars = [line for line in axes[0].get_lines() if line.get_marker() == "*"]
+    assert list(stars[0].get_xdata()) == [1.0] and list(stars[0].get_ydata()) == [record["summary"]["accuracy"]["mean"]]
+    assert figure._suptitle.get_text().startswith("SMOKE RUN (--quick), not a result: Early exit")
 
 
 def test_a_quick_run_is_labelled_a_smoke_run_in_the_terminal(three_seed_run):

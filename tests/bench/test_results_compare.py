@@ -65,6 +65,24 @@ def test_every_changed_measure_is_named_with_old_and_new(two_runs, tmp_path, cap
     assert "differs from" in out and "in 5 value(s)" in out
 
 
+def test_early_exit_rules_and_measures_are_compared_and_named(two_runs):
+    committed = load(two_runs[0])
+    new = copy.deepcopy(committed)
+    record = new["records"][0]
+    headline = record["seeds"][1]["early_exit"]["rules"][2]
+    old_threshold, old_fraction = headline["rule"]["thresholds"][5], headline["exit_fraction"]
+    headline["rule"]["thresholds"][5] = 0.123
+    headline["exit_fraction"] = 0.5
+    record["summary"]["early_exit"][6]["coverage"]["mean"] = 0.25
+    assert differences(new, committed) == [
+        f"snntorch / spikemax_g / seed 1 / method accuracy / alpha 0.01: early_exit.rule.thresholds[5]: committed "
+        f"{old_threshold!r}, new 0.123 ({0.123 - old_threshold:+.6g})",
+        f"snntorch / spikemax_g / seed 1 / method accuracy / alpha 0.01: early_exit.exit_fraction: committed "
+        f"{old_fraction!r}, new 0.5 ({0.5 - old_fraction:+.6g})",
+        "snntorch / spikemax_g / method conformal / alpha 0.1: summary.coverage.mean: committed None, new 0.25",
+    ]
+
+
 def test_provenance_and_timings_are_ignored_and_nothing_else(two_runs):
     committed = load(two_runs[0])
     new = copy.deepcopy(committed)

@@ -80,6 +80,42 @@ def test_publish_fills_every_block_from_the_results(repo):
     assert (repo / "docs" / "plain.md").read_text() == "# No markers here\n"
 
 
+def test_early_exit_blocks_render_the_table_the_sentences_and_the_plot(repo):
+    document_path = repo / "docs" / "results" / "demo" / "results.json"
+    document = json.loads(document_path.read_text())
+    summary = document["records"][0]["summary"]  # snntorch spikemax_g, accuracy 0.9072 ± 0.0061 (the fixture's)
+    known = {"accuracy": (0.9011, 0.004), "exit_fraction": (0.3846, 0.02), "hidden_synaptic_operations_share":
+             (0.3512, 0.01), "synaptic_operations_share": (0.4123, 0.015), "network_spikes_share": (0.3601, 0.012)}
+    for entry in summary["early_exit"]:
+        if (entry["method"], entry["alpha"]) == ("accuracy", 0.01):
+            entry.update({name: {"mean": mean, "std": std} for name, (mean, std) in known.items()})
+        if entry["method"] == "conformal":
+            entry.update(coverage={"mean": 0.9333, "std": 0.0101}, calibrated_seeds=2)
+    document_path.write_text(json.dumps(document))
+    page = repo / "docs" / "early.md"
+    page.write_text("\n\n".join(marker("demo", block) for block in ("early-exit", "early-exit-summary",
+                                                                     "early-exit-plot")) + "\n")  # fmt: skip
+    assert publish(repo) == 0
+    text = page.read_text()
+    assert (
+        "| framework | loss | accuracy, full window | accuracy, early exit | time steps used | synaptic ops from "
+        "hidden spikes used | all synaptic ops used | hidden + output spikes used | coverage of the conformal rule "
+        "(alpha = 0.1) |"
+    ) in text
+    assert "| snntorch | spikemax_g | 0.907 ± 0.006 | 0.901 ± 0.004 | 0.385 ± 0.020 | 0.351 ± 0.010 | 0.412 ± 0.015 " \
+        "| 0.360 ± 0.012 | 0.933 ± 0.010 |" in text  # fmt: skip
+    assert "calibrated on each seed's validation split to lose at most 1 point of accuracy there" in text
+    # The other losses' conformal rule needs 39 validation samples; iris has 24.
+    assert "it needs at least 39 validation samples (this run has 24)" in text
+    assert (
+        "- snntorch: at ≤ 1 point accuracy loss (the alpha = 0.01 rule), `spikemax_g` needs 38% of the time steps "
+        "and 41% of the synaptic operations (test accuracy 0.901 with early exit, 0.907 over the full window)."
+    ) in text
+    assert "with the rule calibrated on the validation split to lose at most 1 point of accuracy there (uci-iris, " \
+        "mean over 2 seeds):" in text  # fmt: skip
+    assert "smoke run, not a result)](results/demo/early_exit.png)" in text
+
+
 def test_rendering_is_deterministic_and_check_passes_after_publishing(repo, capsys):
     assert publish(repo) == 0
     first = {path: path.read_bytes() for path in repo.rglob("*.md")}

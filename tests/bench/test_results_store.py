@@ -23,7 +23,8 @@ from spikemax_plugins.bench.store import OutputError, RunStore, atomic_write_byt
 SMALL = ("--dataset", "uci-iris", "--time-steps", "6", "--epochs", "1", "--frameworks", "snntorch",
          "--losses", "spikemax_g,mse_count", "--learning-rates", "0.002", "--seeds", "3")  # fmt: skip
 TRAININGS = 14
-DERIVED = ("results.csv", "results.md", "accuracy_vs_time.png", "spikes_per_sample.png", "training_curves.png")
+DERIVED = ("results.csv", "results.md", "accuracy_vs_time.png", "spikes_per_sample.png", "training_curves.png",
+           "early_exit.png")  # fmt: skip
 
 
 def bench(out: Path, *options: str) -> int:
@@ -167,7 +168,8 @@ def test_an_interrupted_run_resumes_to_the_numbers_of_an_uninterrupted_one(
     assert bench(tmp_path, *SMALL, "--resume") == 0
     assert f"resuming: {finished_trainings} training(s) already finished" in capsys.readouterr().out
     resumed = results(tmp_path)
-    assert differences(resumed, uninterrupted) == []
+    assert differences(resumed, uninterrupted) == []  # early exit included: its rules and measures are compared
+    assert all(seed["early_exit"]["rules"][2]["rule"] for record in resumed["records"] for seed in record["seeds"])
     assert resumed["provenance"]["resumed_cells"] >= finished_trainings
     assert not cells.exists()
 
