@@ -57,3 +57,17 @@ def test_latency_tutorial_reads_consistent_latencies(tutorial):
         assert result["final_accuracy"] >= chance + 0.5, (name, result["final_accuracy"])
         assert all(-1 <= step <= 24 for step in result["time_to_decision"]), name
         assert result["median_time_to_decision"] is not None and result["median_time_to_decision"] < 24, name
+
+
+def test_early_exit_tutorial_saves_steps_within_its_tolerance(tutorial):
+    pytest.importorskip("snntorch")
+    results = tutorial("early_exit_snntorch").main()
+    full = results["full_accuracy"]
+    assert full > 0.9, results
+    for alpha, (accuracy, fraction) in results["trade_off"].items():
+        # 400 held-out samples: the binomial noise of an accuracy near 0.95 is ~0.011; allow 3 of it beyond alpha.
+        assert accuracy >= full - alpha - 0.035, (alpha, results)
+        assert fraction < 1.0, (alpha, results)
+    assert results["trade_off"][0.05][1] <= results["trade_off"][0.0][1]  # more tolerance, earlier exits
+    assert results["conformal_coverage"] >= 0.9 - 0.045, results  # 1 - alpha minus ~3 binomial sd at n = 400
+    assert results["online_steps"] == results["online_exit_step"] + 1 <= 25, results

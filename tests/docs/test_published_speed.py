@@ -1,0 +1,28 @@
+"""The README's loss-speed table is the committed benchmark output, verbatim (docs/render_speed.py)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_readme_shows_the_committed_loss_speed_results():
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "docs" / "render_speed.py"), "--check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_committed_loss_speed_results_state_every_target_and_their_provenance():
+    document = json.loads((ROOT / "docs" / "results" / "loss_speed" / "results.json").read_text())
+    assert document["provenance"]["git_commit"] != ""
+    comparisons = {item["comparison"] for shape in document["shapes"] for item in shape["comparisons"]}
+    expected = {"spikemax_g / ce_count_loss", "mse_count / mse_count_loss", "spikemax_s window T/2 / window 2"}
+    assert expected <= comparisons
+    for shape in document["shapes"]:
+        for item in shape["comparisons"]:
+            assert item["q1"] <= item["median"] <= item["q3"]
+            assert item["met"] is None or item["met"] == (item["median"] <= item["target"])
+    assert [item["framework"] for item in document["training_step"]] == ["snntorch", "norse"]
