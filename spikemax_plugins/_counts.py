@@ -15,6 +15,8 @@ Two accumulation precisions:
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
@@ -70,7 +72,13 @@ def _window_accumulator(dtype: torch.dtype, device: torch.device) -> torch.dtype
     return torch.float64
 
 
-def _causal_window_sums(values: Tensor, window: int) -> Tensor:
+# Working memory per batch slice of the window sums: cache-sized, and small enough that malloc reuses it
+# instead of mapping fresh pages for every call (at (T, B, C) = (100, 64, 1000) whole-batch float64 buffers are
+# 51 MB each, and their page faults cost more than the arithmetic).
+_SLICE_BYTES = 1 << 22
+
+
+def _block_window_sums(values: Tensor, window: int) -> Tensor:
     """``[L, B, C]`` -> ``[L - window + 1, B, C]``: the sum over steps ``t - window + 1 .. t`` for each ``t``.
 
     The van Herk / Gil-Werman scheme: cut time into blocks of ``window`` steps and take, within each block, the
@@ -91,6 +99,25 @@ def _causal_window_sums(values: Tensor, window: int) -> Tensor:
     return prefix[window - 1 : length] + torch.where(on_boundary.view(-1, 1, 1), 0, suffix[:count])
 
 
+def _by_batch_slices(values: Tensor, bytes_per_value: int, function: Callable[[Tensor], Tensor]) -> Tensor:
+    """``function`` applied to slices of the batch (dimension 1) of about ``_SLICE_BYTES`` each, concatenated."""
+    step = max(1, _SLICE_BYTES // max(values[:, :1].numel() * bytes_per_value, 1))
+    batch_size = values.shape[1]
+    if step >= batch_size:
+        return function(values)
+    return torch.cat([function(values[:, start : start + step]) for start in range(0, batch_size, step)], dim=1)
+
+
+def _causal_window_sums(values: Tensor, window: int, stride: int, accumulator: torch.dtype) -> Tensor:
+    """Sums of the windows ending at ``window - 1, window - 1 + stride, ...`` (:func:`_block_window_sums`),
+    computed in ``accumulator`` and returned in the values' dtype."""
+
+    def sums(part: Tensor) -> Tensor:
+        return _block_window_sums(part.to(accumulator), window)[::stride].to(values.dtype)
+
+    return _by_batch_slices(values, torch.finfo(accumulator).bits // 8, sums)
+
+
 class _WindowSums(torch.autograd.Function):
     """Causal window sums ``[T, B, C] -> [S, B, C]`` (windows ending at ``window-1, window-1+stride, ...``).
 
@@ -102,7 +129,7 @@ class _WindowSums(torch.autograd.Function):
 
     @staticmethod
     def forward(values: Tensor, window: int, stride: int, accumulator: torch.dtype) -> Tensor:
-        return _causal_window_sums(values.to(accumulator), window)[::stride].to(values.dtype)
+        return _causal_window_sums(values, window, stride, accumulator)
 
     @staticmethod
     def setup_context(ctx, inputs, output):  # type: ignore[override]
@@ -122,13 +149,17 @@ class _WindowSumsAdjoint(torch.autograd.Function):
     @staticmethod
     def forward(window_values: Tensor, window: int, stride: int, num_steps: int) -> Tensor:
         count = num_steps - window + 1
-        if stride > 1:  # the windows that were not evaluated contribute nothing
-            ends = torch.arange(0, count, stride, device=window_values.device)
-            window_values = window_values.new_zeros(count, *window_values.shape[1:]).index_copy(0, ends, window_values)
-        # Step t lies in the windows ending at t .. t + window - 1: a causal window sum over the window values
-        # placed at their end steps, read window - 1 steps later.
-        edge = window_values.new_zeros(window - 1, *window_values.shape[1:])
-        return _causal_window_sums(torch.cat([edge, window_values, edge]), window)
+
+        def adjoint(part: Tensor) -> Tensor:
+            if stride > 1:  # the windows that were not evaluated contribute nothing
+                ends = torch.arange(0, count, stride, device=part.device)
+                part = part.new_zeros(count, *part.shape[1:]).index_copy(0, ends, part)
+            # Step t lies in the windows ending at t .. t + window - 1: a causal window sum over the window values
+            # placed at their end steps, read window - 1 steps later.
+            edge = part.new_zeros(window - 1, *part.shape[1:])
+            return _block_window_sums(torch.cat([edge, part, edge]), window)
+
+        return _by_batch_slices(window_values, window_values.element_size(), adjoint)
 
     @staticmethod
     def setup_context(ctx, inputs, output):  # type: ignore[override]
