@@ -13,9 +13,12 @@ Targets (issue 12), printed as met or not with the measured ratio:
   ``spikemax_g`` is reported.
 * The loss's share of one training step of the bench networks (forward + loss + backward + Adam step) < 2 %.
 
-Timing: one forward + backward pass per sample; each round runs every contender once, in an order that rotates
-from round to round, so machine noise hits all of them alike. A ratio is the median over rounds of the per-round
-ratio; the spread is its interquartile range. ``--out`` writes ``results.json`` (with provenance) and
+Timing: one forward + backward pass per sample; each round runs every contender once, in a random order drawn
+afresh every round (seeded), so that machine noise and the state each contender leaves behind hit all alike.
+A ratio is the median over rounds of the per-round
+ratio; the spread is its interquartile range. The sliding-window losses (and ``spikemax_g`` as their yardstick)
+rotate in a round of their own, with a tenth of the rounds: their large buffers would otherwise slow the
+contender that follows them. ``--out`` writes ``results.json`` (with provenance) and
 ``results.md``, from which the README's table is generated (``python docs/render_speed.py``).
 """
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import random
 import statistics
 import subprocess
 import sys
@@ -59,9 +63,11 @@ def alternate(
         for _ in range(5):
             _once(contenders[name], spikes, target)
     samples: dict[str, list[float]] = {name: [] for name in names}
-    for round_index in range(rounds):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
+    # A fresh order every round: each contender runs first, last and after every other one equally often, so the
+    # state one leaves behind (allocator, caches) does not always fall on the same neighbour.
+    order = random.Random(0)
+    for _ in range(rounds):
+        for name in order.sample(names, len(names)):
             _synchronise(spikes.device)
             start = time.perf_counter()
             _once(contenders[name], spikes, target)
@@ -130,8 +136,13 @@ COMPARISONS = [
     ("snnTorch adapter / spikemax_g", "snntorch adapter spikemax_g_loss", "spikemax_g", 1.05),
     ("Norse adapter / spikemax_g", "norse adapter SpikeMaxGLoss", "spikemax_g", 1.05),
     ("spikemax_s window T/2 / window 2", "spikemax_s window {half}", "spikemax_s window 2", 1.5),
-    ("spikemax_s window 2 / spikemax_g", "spikemax_s window 2", "spikemax_g", None),
+    ("spikemax_s window 2 / spikemax_g", "spikemax_s window 2", "spikemax_g (beside spikemax_s)", None),
 ]
+
+
+# The sliding-window losses take turns only among themselves (and with spikemax_g, their yardstick): they allocate
+# O(T * B * C) buffers, and the page faults of those would slow whichever contender ran next.
+WINDOWED = ("spikemax_s", "spikemax_g")
 
 
 def measure_shape(shape: tuple[int, int, int], device: torch.device, rounds: int) -> dict:
@@ -141,7 +152,13 @@ def measure_shape(shape: tuple[int, int, int], device: torch.device, rounds: int
     spikes.requires_grad_()
     target = torch.randint(0, classes, (batch_size,), generator=generator).to(device)
     contenders = loss_contenders(num_steps)
-    samples = alternate(contenders, spikes, target, rounds)
+    windowed = {name: contenders[name] for name in contenders if name.startswith(WINDOWED[0])}
+    windowed[WINDOWED[1]] = contenders[WINDOWED[1]]
+    others = {name: contender for name, contender in contenders.items() if name not in windowed or name == "spikemax_g"}
+    samples = alternate(others, spikes, target, rounds)
+    window_samples = alternate(windowed, spikes, target, max(rounds // 10, 20))
+    samples.update({name: values for name, values in window_samples.items() if name != "spikemax_g"})
+    samples["spikemax_g (beside spikemax_s)"] = window_samples["spikemax_g"]
     result = {
         "shape": {"T": num_steps, "B": batch_size, "C": classes},
         "milliseconds": {name: statistics.median(values) * 1e3 for name, values in samples.items()},
@@ -220,6 +237,31 @@ def training_step_share(device: torch.device, rounds: int) -> list[dict]:
     return shares
 
 
+def profile_tables(shape: tuple[int, int, int], device: torch.device, iterations: int = 50) -> dict[str, str]:
+    """torch.profiler's table of the operators of ``spikemax_g`` and of ``ce_count_loss`` (forward + backward),
+    by their own CPU time: where the time of the one target a run may miss goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    num_steps, batch_size, classes = shape
+    generator = torch.Generator().manual_seed(0)
+    spikes = (torch.rand(num_steps, batch_size, classes, generator=generator) < 0.2).float().to(device)
+    spikes.requires_grad_()
+    target = torch.randint(0, classes, (batch_size,), generator=generator).to(device)
+    contenders = loss_contenders(num_steps)
+    tables = {}
+    for name in ("spikemax_g", "snntorch ce_count_loss"):
+        if name not in contenders:
+            continue
+        for _ in range(5):
+            _once(contenders[name], spikes, target)
+        with profile(activities=[ProfilerActivity.CPU]) as profiler:
+            for _ in range(iterations):
+                _once(contenders[name], spikes, target)
+        averages = profiler.key_averages()
+        tables[name] = averages.table(sort_by="self_cpu_time_total", row_limit=10, max_name_column_width=34)
+    return tables
+
+
 def provenance(device: torch.device, rounds: int, argv: list[str]) -> dict:
     versions = {}
     for package in ("torch", "snntorch", "norse", "spikemax-plugins", "numpy"):
@@ -265,6 +307,10 @@ def markdown(document: dict) -> str:
                 f"| {size} | {item['comparison']} | {item['median']:.2f}x [{item['q1']:.2f}, {item['q3']:.2f}] | "
                 f"{target} | {met} |"
             )
+    for name, table in document.get("profile", {}).items():
+        shape = document["profile_shape"]
+        lines += ["", f"Profile of `{name}` at (T, B, C) = ({shape[0]}, {shape[1]}, {shape[2]}), forward + backward, "
+                  "operators by their own CPU time:", "", "```text", table.rstrip(), "```"]
     if document["training_step"]:
         lines += ["", "| framework | training step (ms) | loss forward + backward (ms) | loss share | target | met |",
                   "| --- | --- | --- | --- | --- | --- |"]
@@ -282,6 +328,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=400, help="alternating rounds per shape (default 400)")
     parser.add_argument("--step-rounds", type=int, default=20, help="training steps timed per framework")
     parser.add_argument("--out", default=None, help="folder for results.json and results.md")
+    parser.add_argument(
+        "--profile", action="store_true", help=f"add profiler tables of spikemax_g and ce_count_loss at {SHAPES[-1]}"
+    )
     arguments = parser.parse_args(argv)
     if arguments.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda: no CUDA device is available")
@@ -291,6 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         "shapes": [measure_shape(shape, device, arguments.repeats) for shape in SHAPES],
         "training_step": training_step_share(device, arguments.step_rounds),
     }
+    if arguments.profile:
+        document["profile_shape"] = list(SHAPES[-1])
+        document["profile"] = profile_tables(SHAPES[-1], device)
     text = markdown(document)
     print(text)
     for shape in document["shapes"]:
