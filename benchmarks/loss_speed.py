@@ -143,12 +143,18 @@ COMPARISONS = [
 WINDOWED = ("spikemax_s", "spikemax_g")
 
 
-def measure_shape(shape: tuple[int, int, int], device: torch.device, rounds: int) -> dict:
+def loss_inputs(shape: tuple[int, int, int], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Spikes ``[T, B, C]`` (firing probability 0.2, requiring grad) and class indices ``[B]``, seed 0."""
     num_steps, batch_size, classes = shape
     generator = torch.Generator().manual_seed(0)
     spikes = (torch.rand(num_steps, batch_size, classes, generator=generator) < 0.2).float().to(device)
-    spikes.requires_grad_()
     target = torch.randint(0, classes, (batch_size,), generator=generator).to(device)
+    return spikes.requires_grad_(), target
+
+
+def measure_shape(shape: tuple[int, int, int], device: torch.device, rounds: int) -> dict:
+    num_steps, batch_size, classes = shape
+    spikes, target = loss_inputs(shape, device)
     contenders = loss_contenders(num_steps)
     windowed = {name: contenders[name] for name in contenders if name.startswith(WINDOWED[0])}
     windowed[WINDOWED[1]] = contenders[WINDOWED[1]]
@@ -240,12 +246,8 @@ def profile_tables(shape: tuple[int, int, int], device: torch.device, iterations
     by their own CPU time: where the time of the one target a run may miss goes."""
     from torch.profiler import ProfilerActivity, profile
 
-    num_steps, batch_size, classes = shape
-    generator = torch.Generator().manual_seed(0)
-    spikes = (torch.rand(num_steps, batch_size, classes, generator=generator) < 0.2).float().to(device)
-    spikes.requires_grad_()
-    target = torch.randint(0, classes, (batch_size,), generator=generator).to(device)
-    contenders = loss_contenders(num_steps)
+    spikes, target = loss_inputs(shape, device)
+    contenders = loss_contenders(shape[0])
     tables = {}
     for name in ("spikemax_g", "snntorch ce_count_loss"):
         if name not in contenders:

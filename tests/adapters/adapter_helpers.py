@@ -269,13 +269,33 @@ class CountingNetwork(nn.Module):
         return self.network(*arguments)
 
 
-def assert_early_exit_run_matches_the_recording(report, rule, recording: Tensor, targets: Tensor, calls: int) -> None:
-    """The runner's report equals :func:`early_exit.evaluate` on the full recording and it stopped when done."""
+def assert_early_exit_runs_without_training(run_early_exit, network: CountingNetwork, record, seed: int) -> None:
+    """An adapter's ``run_early_exit`` on a wired, untrained network: calibrated on recorded outputs of held-out
+    samples, run on others, its report equals :func:`early_exit.evaluate` on the full recording and it simulates
+    only up to the last exit; a batch whose samples all exit early stops the simulation early.
+
+    ``record(network, inputs [T, B, NUM_INPUTS]) -> [T, B, NUM_CLASSES]`` records the full output spikes.
+    """
     from spikemax_plugins import early_exit
 
-    offline = early_exit.evaluate(rule, recording, targets)
+    task = separable_spikes(seed=seed)
+    rule = early_exit.calibrate(record(network, task.train_inputs), task.train_targets, method="accuracy", alpha=0.02)
+    network.calls = 0
+    report = run_early_exit(network, task.test_inputs, rule, target=task.test_targets)
+    calls = network.calls
+    offline = early_exit.evaluate(rule, record(network, task.test_inputs), task.test_targets)
     assert torch.equal(report.exit_step, offline.exit_step)
     assert torch.equal(report.prediction, offline.prediction)
     assert torch.equal(report.prediction_set, offline.prediction_set)
     assert report.accuracy == offline.accuracy
     assert calls == report.steps_simulated == int(offline.exit_step.max()) + 1
+    assert report.accuracy > 0.9 and report.exit_fraction < 0.6
+
+    num_steps = task.test_inputs.shape[0]
+    confident = early_exit.ExitRule(
+        checkpoints=list(range(num_steps)), thresholds=torch.full((num_steps,), 1.0), max_set_size=1,
+        score="margin", smoothing=1.0, num_classes=NUM_CLASSES, num_steps=num_steps,
+    )
+    network.calls = 0
+    report = run_early_exit(network, task.test_inputs[:, :8], confident)
+    assert network.calls == report.steps_simulated < num_steps

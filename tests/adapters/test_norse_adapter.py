@@ -281,27 +281,9 @@ def _norse_recording(model: nn.Module, inputs: torch.Tensor) -> torch.Tensor:
 
 
 def test_norse_early_exit_inference_without_training():
-    from spikemax_plugins import early_exit
-
-    task = helpers.separable_spikes(seed=5)
-    model = helpers.CountingNetwork(_norse_wired_cells())
-    rule = early_exit.calibrate(
-        _norse_recording(model, task.train_inputs), task.train_targets, method="accuracy", alpha=0.02
+    helpers.assert_early_exit_runs_without_training(
+        spikemax_norse.run_early_exit, helpers.CountingNetwork(_norse_wired_cells()), _norse_recording, seed=5
     )
-    model.calls = 0
-    report = spikemax_norse.run_early_exit(model, task.test_inputs, rule, target=task.test_targets)
-    calls = model.calls
-    helpers.assert_early_exit_run_matches_the_recording(
-        report, rule, _norse_recording(model, task.test_inputs), task.test_targets, calls
-    )
-    assert report.accuracy > 0.9 and report.exit_fraction < 0.6
-    confident = early_exit.ExitRule(
-        checkpoints=list(range(20)), thresholds=torch.full((20,), 1.0), max_set_size=1, score="margin",
-        smoothing=1.0, num_classes=NUM_CLASSES, num_steps=20,
-    )
-    model.calls = 0
-    report = spikemax_norse.run_early_exit(model, task.test_inputs[:, :8], confident)
-    assert model.calls == report.steps_simulated < 20
 
 
 def test_norse_early_exit_refuses_time_looping_modules():

@@ -282,29 +282,12 @@ def _snntorch_recording(network: nn.Module, inputs: torch.Tensor) -> torch.Tenso
 
 
 def test_snntorch_early_exit_inference_without_training():
-    from spikemax_plugins import early_exit
-
-    task = helpers.separable_spikes(seed=3)
-    network = helpers.CountingNetwork(_snntorch_wired_network())
-    # Calibrate on recorded outputs of held-out samples; run on others.
-    rule = early_exit.calibrate(
-        _snntorch_recording(network, task.train_inputs), task.train_targets, method="accuracy", alpha=0.02
+    helpers.assert_early_exit_runs_without_training(
+        spikemax_snntorch.run_early_exit,
+        helpers.CountingNetwork(_snntorch_wired_network()),
+        _snntorch_recording,
+        seed=3,
     )
-    network.calls = 0
-    report = spikemax_snntorch.run_early_exit(network, task.test_inputs, rule, target=task.test_targets)
-    calls = network.calls
-    helpers.assert_early_exit_run_matches_the_recording(
-        report, rule, _snntorch_recording(network, task.test_inputs), task.test_targets, calls
-    )
-    assert report.accuracy > 0.9 and report.exit_fraction < 0.6
-    # A batch whose samples all exit early stops the simulation early.
-    confident = early_exit.ExitRule(
-        checkpoints=list(range(20)), thresholds=torch.full((20,), 1.0), max_set_size=1, score="margin",
-        smoothing=1.0, num_classes=NUM_CLASSES, num_steps=20,
-    )
-    network.calls = 0
-    report = spikemax_snntorch.run_early_exit(network, task.test_inputs[:, :8], confident)
-    assert network.calls == report.steps_simulated < 20
 
 
 def test_snntorch_early_exit_resets_a_network_nested_in_another_module():
