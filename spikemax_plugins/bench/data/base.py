@@ -250,7 +250,8 @@ def load_cached_frames(path: Path, parameters: Mapping[str, object]) -> tuple[np
     if not path.is_file():
         return None
     try:
-        with np.load(path, allow_pickle=False) as archive:
+        # Our own file object: np.load leaves the file it opened unclosed when the zip is corrupt.
+        with path.open("rb") as stream, np.load(stream, allow_pickle=False) as archive:
             stored_parameters = json.loads(str(archive["parameters"]))
             shape = tuple(int(size) for size in archive["shape"])
             frames = np.unpackbits(archive["frames_bits"], count=int(np.prod(shape))).reshape(shape)

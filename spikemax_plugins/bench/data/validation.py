@@ -303,7 +303,11 @@ def _dvsgesture_events(source: RecordedSource, recordings: Dataset, indices: np.
     for index in indices.tolist():
         path = str(recordings.data[index])
         try:
-            events = np.load(path, allow_pickle=False)
+            # Our own file object: np.load leaves the file it opened unclosed when a zip is corrupt.
+            with open(path, "rb") as stream:
+                events = np.load(stream, allow_pickle=False)
+                if not isinstance(events, np.ndarray):  # an .npz archive under an .npy name
+                    raise ValueError(f"it is a {type(events).__name__} archive, not one array")
         except _FORMAT_ERRORS as error:
             raise _invalid(path, f"cannot read it as a NumPy array ({type(error).__name__}: {error})") from error
         if events.ndim != 2 or events.shape[1] != 4 or events.dtype.kind not in "iuf":
