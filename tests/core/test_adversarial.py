@@ -389,21 +389,41 @@ def _smooth_step(kind: str, oracle: LossOracle) -> float | None:
     return 1e-6 * min(1.0, temperature, float(shifted.min()))
 
 
+def _logit_scale(kind: str, oracle: LossOracle) -> float:
+    """The largest count logit the reference forms, at least 1: ``|log(c + smoothing)| / temperature`` or
+    ``|c| / temperature`` (softmax). The reference's losses and probabilities carry a rounding error of ~eps
+    times it (at temperature 1e-4, log(2) / 1e-4 = 6931: errors of ~1e-12, not ~1e-16)."""
+    problem, parsed = oracle.problem, oracle.options
+    if kind == "mse_count":
+        return 1.0
+    window, stride = loss_windows(kind, problem, parsed)
+    counts = grouped_window_counts(problem.tbn, problem.classes, window, stride)
+    if parsed["mode"] == "softmax":
+        logits = np.abs(counts)
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logits = np.abs(np.log(counts + parsed["smoothing"]))
+    finite = logits[np.isfinite(logits)]
+    return max(1.0, float(finite.max(initial=0.0)) / parsed["temperature"])
+
+
 def _directional_fd(
-    function, point: np.ndarray, direction: np.ndarray, step: float, gradient_size: float
+    function, point: np.ndarray, direction: np.ndarray, step: float, gradient_size: float, logit_scale: float
 ) -> tuple[float, float]:
     """(central difference, its round-off bound).
 
-    The bound covers the rounding of the loss values and of the inputs: ``point +- step * direction`` and the
-    counts the reference sums from it are rounded to float64, so each count moves by up to a few ulps of the
-    largest sum (at a count of 2**24, 4e-9: a fraction of a percent of a 1e-6 step). That moves the loss by at
-    most ``gradient_size`` (the largest derivative) per unit; the term is below 1e-7 of the derivative unless
-    the inputs sum to more than ~1e2.
+    The bound covers the rounding of the loss values (relative to the largest logit, ``logit_scale``, see
+    :func:`_logit_scale`) and of the inputs: ``point +- step * direction`` and the counts the reference sums
+    from it are rounded to float64, so each count moves by up to a few ulps of the largest sum (at a count of
+    2**24, 4e-9: a fraction of a percent of a 1e-6 step). That moves the loss by at most ``gradient_size`` (the
+    largest derivative) per unit; the term is below 1e-7 of the derivative unless the inputs sum to more than
+    ~1e2.
     """
     plus, minus = function(point + step * direction), function(point - step * direction)
     eps = np.finfo(np.float64).eps
     input_rounding = 4 * eps * float(np.abs(point).sum()) * float(np.abs(direction).sum()) * gradient_size
-    return (plus - minus) / (2 * step), (64 * eps * (1 + abs(plus) + abs(minus)) + input_rounding) / step
+    loss_rounding = 64 * eps * (1 + abs(plus) + abs(minus)) * logit_scale
+    return (plus - minus) / (2 * step), (loss_rounding + input_rounding) / step
 
 
 def check_loss_gradients(kind: str, call: LossCall, oracle: LossOracle, result: torch.Tensor) -> None:
@@ -438,7 +458,9 @@ def check_loss_gradients(kind: str, call: LossCall, oracle: LossOracle, result: 
         def loss_at(values, name=name):
             return _perturbed_loss(kind, call, oracle, **{f"{name}_leaf": values})
 
-        expected, round_off = _directional_fd(loss_at, point, direction, step, float(np.abs(actual[name]).max()))
+        expected, round_off = _directional_fd(
+            loss_at, point, direction, step, float(np.abs(actual[name]).max()), _logit_scale(kind, oracle)
+        )
         got = float((actual[name] * direction).sum())
         assert got == pytest.approx(expected, rel=1e-5, abs=1e-6 + round_off), (
             f"{kind}: d loss / d {name} along a random direction: autograd {got}, reference finite "
@@ -467,10 +489,12 @@ def check_exact_gradients(kind, call, oracle, actual: dict, grad_output: np.ndar
         expected_leaf = _adjoint(call.spikes, problem, expected_tbn)
         assert not np.isnan(expected_tbn).any()  # per sample and step, never NaN
         # dL/dc_i = (A p_i - a_i) / (T c_i) is a difference of two terms of size a_i / (T c_i): with tiny counts
-        # (1e-30) they are ~1e29 and cancel, leaving float64 rounding of ~eps times their size, in any evaluation.
+        # (1e-30) they are ~1e29 and cancel, leaving float64 rounding of ~eps times their size, in any evaluation;
+        # p_i = exp(log(c_i) / T - log sum_j c_j^(1/T)) carries ~eps times the largest logit log(c) / T.
         with np.errstate(divide="ignore", invalid="ignore"):
             sizes = np.abs(up) * (distribution * weight)[None] / (parsed["temperature"] * counts)
-        cancellation = 64 * np.finfo(np.float64).eps * float(np.max(sizes[np.isfinite(sizes)], initial=0.0))
+        size = float(np.max(sizes[np.isfinite(sizes)], initial=0.0))
+        cancellation = 64 * np.finfo(np.float64).eps * size * _logit_scale(kind, oracle)
         # NaN only where one leaf entry feeds samples whose gradients are +inf and -inf (see _adjoint).
         np.testing.assert_allclose(actual["spikes"], expected_leaf, rtol=1e-9, atol=1e-12 + cancellation,
                                    equal_nan=True, err_msg=f"{kind} smoothing=0 d loss / d spikes")
