@@ -318,7 +318,7 @@ def check_weight_option(weight: object) -> Tensor | None:
     if weight.dim() != 1 or weight.shape[0] < 2:
         raise ValueError(f"weight must be [C] with C >= 2 classes, got shape {tuple(weight.shape)}")
     if values_checkable(weight):
-        _raise_for_weight(*_read([*torch.aminmax(weight.detach())]))
+        require_finite_non_negative("weight", *_read([*torch.aminmax(weight.detach())]))
     return weight
 
 
@@ -340,9 +340,12 @@ def _exact_range(target: Tensor) -> tuple[int, int]:
     return int(low.item()), int(high.item())
 
 
-def _raise_for_weight(weight_min: float, weight_max: float) -> None:
-    if not (math.isfinite(weight_min) and math.isfinite(weight_max)) or weight_min < 0:
-        raise ValueError(f"weight must be finite and >= 0, got values in [{weight_min:.6g}, {weight_max:.6g}]")
+def require_finite_non_negative(what: str, low: float, high: float, kind: str = "") -> None:
+    """Raise unless the extremes ``low``, ``high`` of ``what`` (read back from the device) are finite and
+    ``low >= 0``; ``kind`` names what the values are, in the message."""
+    if not (math.isfinite(low) and math.isfinite(high)) or low < 0:
+        kind = f" ({kind})" if kind else ""
+        raise ValueError(f"{what} must be finite and >= 0{kind}, got values in [{low:.6g}, {high:.6g}]")
 
 
 def soft_target_tolerance(dtype: torch.dtype) -> float:
@@ -399,11 +402,7 @@ def check_values(
         if soft:
             target_min, target_max, sum_min, sum_max = values[2:6]
             position = 6
-            if not (math.isfinite(target_min) and math.isfinite(target_max)) or target_min < 0:
-                raise ValueError(
-                    f"soft target probabilities must be finite and >= 0, got values in "
-                    f"[{target_min:.6g}, {target_max:.6g}]"
-                )
+            require_finite_non_negative("soft target probabilities", target_min, target_max)
             tolerance = soft_target_tolerance(target.dtype)
             if abs(sum_min - 1) > tolerance or abs(sum_max - 1) > tolerance:
                 raise ValueError(
@@ -419,7 +418,7 @@ def check_values(
                     f"{target_max}]"
                 )
     if weight is not None:
-        _raise_for_weight(values[position], values[position + 1])
+        require_finite_non_negative("weight", values[position], values[position + 1])
         position += 2
     if mean_denominator is not None:
         if not values[position] > 0:

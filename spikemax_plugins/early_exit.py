@@ -138,9 +138,7 @@ def _require_values(tensor: Tensor, what: str) -> None:
 def _check_spike_values(spikes: Tensor, what: str = "spikes") -> None:
     # Running counts hide a negative spike that earlier spikes outweigh; decisions read every step, so check
     # the spikes themselves (one pass, one synchronisation).
-    low, high = check._read([*torch.aminmax(spikes.detach())])
-    if not (math.isfinite(low) and math.isfinite(high)) or low < 0:
-        raise ValueError(f"{what} must be finite and >= 0 (spikes), got values in [{low:.6g}, {high:.6g}]")
+    check.require_finite_non_negative(what, *check._read([*torch.aminmax(spikes.detach())]), kind="spikes")
 
 
 # ------------------------------------------------------------------------------------------------ the rule

@@ -15,7 +15,6 @@ value on the whole. The classes import torchmetrics when first used.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -211,8 +210,7 @@ def _check_operation_values(statistics: list[tuple[str, Tensor]], num_steps: int
                 raise ValueError(f"until must hold steps in [0, {num_steps - 1}], got values in [{low}, {high}]")
             continue
         kind = "spikes" if what.startswith("layer") else "synapses per neuron"
-        if not (math.isfinite(low) and math.isfinite(high)) or low < 0:
-            raise ValueError(f"{what} must be finite and >= 0 ({kind}), got values in [{low:.6g}, {high:.6g}]")
+        check.require_finite_non_negative(what, low, high, kind=kind)
 
 
 # ---------------------------------------------------------------------------------------------- functions
