@@ -39,19 +39,14 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from . import data as _data
 from . import distributed
-from .data import DATASET_NAMES, DatasetNotFoundError, SpikeDataset, load_dataset
+from .data import DATASET_NAMES, DatasetError, SpikeDataset, load_dataset
 from .distributed import Launch, LaunchError, SharedStore, launch_from_environment, process_group
 from .models import ARCHITECTURES, FRAMEWORKS
 from .provenance import package_versions, provenance, source_digest
 from .report import ProgressDisplay, results_document, terminal_report, write_derived
 from .run import LOSS_NAMES, BenchConfig, run_benchmark, sweep_grid
 from .store import CellStore, OutputError, RunStore
-
-# The data loaders' errors. bench.data is gaining a DatasetError base class (of DatasetNotFoundError,
-# InvalidDatasetError, InsufficientMemoryError); until it exists, DatasetNotFoundError is the one to catch.
-DatasetError: type[Exception] = getattr(_data, "DatasetError", DatasetNotFoundError)
 
 DEFAULT_EPOCHS = BenchConfig.epochs
 QUICK_EPOCHS = 1

@@ -48,8 +48,6 @@ DEFAULT_RESULTS_DIR = Path("docs") / "results"
 MARKER_PREFIX = "<!-- spikemax-bench:"
 OPEN = re.compile(r"^<!-- spikemax-bench:(?P<run>[A-Za-z0-9_.-]+):(?P<block>[a-z-]+) -->$")
 CLOSE = "<!-- /spikemax-bench -->"
-# Files that run folders hold besides results.json and that this command regenerates from it.
-_RUN_TEXT_FILES = ("results.md", "results.csv")
 
 
 class PublishError(Exception):

@@ -144,6 +144,7 @@ def _learning_rate_swept(document: dict[str, Any]) -> bool:
 
 
 def _chosen(record: dict[str, Any], document: dict[str, Any]) -> str:
+    """A record's or sweep candidate's hyper-parameters, with its learning rate when the run swept several."""
     text = describe_hyper_parameters(record["hyper_parameters"])
     if _learning_rate_swept(document):
         text += f" lr={record['learning_rate']:g}"
@@ -280,14 +281,11 @@ def sweep_lines(document: dict[str, Any]) -> list[str]:
     rows = []
     for record in records:
         for candidate in record["sweep"]["candidates"]:
-            description = describe_hyper_parameters(candidate["hyper_parameters"])
-            if _learning_rate_swept(document):
-                description += f" lr={candidate['learning_rate']:g}"
             rows.append(
                 [
                     record["framework"],
                     record["loss"],
-                    description,
+                    _chosen(candidate, document),
                     format_value("validation_accuracy", candidate["validation_accuracy"]),
                     *(
                         format_value("validation_accuracy", entry["validation_accuracy"])

@@ -42,6 +42,11 @@ VALIDATION_FRACTION = 0.2  # of what remains after the test split: 16 % of the w
 QUICK_SIZES = (64, 32, 32)
 
 
+def quick_sample_count(num_samples: int) -> int:
+    """At most how many samples ``quick=True`` builds (the three subsets together)."""
+    return min(num_samples, sum(QUICK_SIZES))
+
+
 class ProgressTask(Protocol):
     """What a progress context manager yields: a counter the builder advances as it works."""
 

@@ -60,7 +60,6 @@ from torch import Tensor
 
 from . import mnist
 from .base import (
-    QUICK_SIZES,
     ProgressHook,
     SpikeDataset,
     cache_file,
@@ -346,11 +345,6 @@ def _emulate_in_chunks(
     return torch.cat(chunks)
 
 
-def quick_sample_count(num_samples: int) -> int:
-    """At most how many samples ``quick=True`` emulates (the three subsets together)."""
-    return min(num_samples, sum(QUICK_SIZES))
-
-
 def build_emulated(
     name: str, *, time_steps: int, seed: int, cache_dir: str | Path | None, quick: bool, progress: ProgressHook
 ) -> SpikeDataset:
@@ -382,13 +376,6 @@ def build_emulated(
         class_names=tuple(str(digit) for digit in range(10)),
         description=f"{spec.description} (ON/OFF, {size}×{size}, T={time_steps}; no download)",
     )
-
-
-def build_digits_dvs(
-    *, time_steps: int, seed: int, cache_dir: str | Path | None, quick: bool, progress: ProgressHook
-) -> SpikeDataset:
-    """``digits-dvs``: see :func:`build_emulated`."""
-    return build_emulated(NAME, time_steps=time_steps, seed=seed, cache_dir=cache_dir, quick=quick, progress=progress)
 
 
 def cache_parameters(name: str, images: Tensor, labels: np.ndarray, time_steps: int) -> dict[str, object]:

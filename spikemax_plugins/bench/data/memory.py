@@ -15,10 +15,12 @@ The estimates follow the builders' code (peaks, not just what stays resident):
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 from . import digits_dvs, neuromorphic, rate_coded
+from .base import quick_sample_count
 
 _MEMINFO = Path("/proc/meminfo")
 _CGROUP = Path("/sys/fs/cgroup")  # cgroup v2: a container's own limit, which /proc/meminfo does not show
@@ -68,13 +70,13 @@ def estimate_bytes(name: str, *, time_steps: int, quick: bool) -> int:
     docstring). Reads no data; ``name`` must be one of the known data sets."""
     if name in digits_dvs.EMULATED:
         spec = digits_dvs.EMULATED[name]
-        samples = digits_dvs.quick_sample_count(spec.num_samples) if quick else spec.num_samples
-        frame_bytes = samples * time_steps * _product(spec.input_shape)
+        samples = quick_sample_count(spec.num_samples) if quick else spec.num_samples
+        frame_bytes = samples * time_steps * math.prod(spec.input_shape)
         source_bytes = spec.num_samples * spec.emulation.digit_size**2 * 8 * 2  # float64 images, twice
         return 2 * frame_bytes + frame_bytes // 8 + source_bytes
     if name in rate_coded.TABLES:
         table = rate_coded.TABLES[name]
-        samples = rate_coded.quick_sample_count(table.num_samples) if quick else table.num_samples
+        samples = quick_sample_count(table.num_samples) if quick else table.num_samples
         frame_bytes = samples * time_steps * table.num_features
         # One block of float32 draws: at most _DRAW_CHUNK_CELLS cells, or one sample's if that is more.
         block_cells = max(rate_coded._DRAW_CHUNK_CELLS, time_steps * table.num_features)
@@ -82,15 +84,8 @@ def estimate_bytes(name: str, *, time_steps: int, quick: bool) -> int:
         feature_bytes = 3 * table.num_samples * table.num_features * 8
         return frame_bytes + 4 * min(block_cells, frame_bytes) + feature_bytes
     if name in neuromorphic.SOURCES:
-        return time_steps * _product(neuromorphic.SOURCES[name].input_shape) * _RECORDED_BYTES_PER_CELL
+        return time_steps * math.prod(neuromorphic.SOURCES[name].input_shape) * _RECORDED_BYTES_PER_CELL
     raise ValueError(f"no memory estimate for data set {name!r}")
-
-
-def _product(shape: tuple[int, ...]) -> int:
-    product = 1
-    for size in shape:
-        product *= size
-    return product
 
 
 def format_bytes(count: float) -> str:

@@ -233,12 +233,6 @@ def open_recordings(source: RecordedSource, data_dir: Path, train: bool, allow_d
     return recordings
 
 
-def recording_labels(source: RecordedSource, recordings: Dataset) -> np.ndarray:
-    """Every recording's label, ``int64 [N]``, read without loading any events and checked
-    (:func:`.validation.checked_labels`)."""
-    return validation_module.checked_labels(source, recordings)
-
-
 def events_to_frames(events: np.ndarray, source: RecordedSource, time_steps: int) -> np.ndarray:
     """One recording's events (tonic's structured array) as binary frames.
 
@@ -331,8 +325,8 @@ def build_recorded(
         task.advance()
         test_recordings = open_recordings(source, data_dir, train=False, allow_download=download)
         task.advance()
-    train_labels = recording_labels(source, train_recordings)
-    test_labels = recording_labels(source, test_recordings)
+    train_labels = validation_module.checked_labels(source, train_recordings)
+    test_labels = validation_module.checked_labels(source, test_recordings)
     train, validation = split_validation(np.arange(len(train_labels)), train_labels, seed)
     test = np.arange(len(test_labels))
     if quick:

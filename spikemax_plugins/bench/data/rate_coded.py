@@ -25,7 +25,6 @@ import torch
 
 from . import mnist
 from .base import (
-    QUICK_SIZES,
     TEST_SPLIT_SEED,
     ProgressHook,
     SpikeDataset,
@@ -96,11 +95,6 @@ TABLES: dict[str, RateTable] = {
         value_range=(0.0, float(mnist.MAX_INK)),
     ),
 }
-
-
-def quick_sample_count(num_samples: int) -> int:
-    """At most how many samples ``quick=True`` draws spikes for (the three subsets together)."""
-    return min(num_samples, sum(QUICK_SIZES))
 
 
 def scale_features(features: np.ndarray, train_indices: np.ndarray) -> np.ndarray:
