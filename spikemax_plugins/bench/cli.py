@@ -463,6 +463,8 @@ def _run_processes(
             wall_seconds=time.perf_counter() - started,
             world_size=launch.world_size,
             resumed_cells=resumed_cells,
+            digest=run_key["source_digest"],
+            packages=run_key["packages"],
         ),
     )
     try:

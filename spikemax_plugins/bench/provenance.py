@@ -132,6 +132,8 @@ def provenance(
     wall_seconds: float,
     world_size: int = 1,
     resumed_cells: int = 0,
+    digest: str | None = None,
+    packages: dict[str, str | None] | None = None,
 ) -> dict[str, Any]:
     """The ``provenance`` block of results.json.
 
@@ -141,6 +143,8 @@ def provenance(
         wall_seconds: wall-clock seconds of this invocation.
         world_size: processes that computed the run (1; a multi-process mode sets it).
         resumed_cells: cells read back from an interrupted run instead of computed (``--resume``).
+        digest, packages: :func:`source_digest` and :func:`package_versions` as the run already took them (for
+            its cells' key), so that the record states what the cells were made with; computed when omitted.
 
     Returns a JSON-ready dict: ``git`` (commit, dirty), ``source_digest``, ``packages`` (versions), ``python``,
     ``platform``, ``argv``, ``command`` (one shell-quoted string), ``started`` (UTC, ISO 8601),
@@ -148,8 +152,8 @@ def provenance(
     """
     return {
         "git": git_commit(),
-        "source_digest": source_digest(),
-        "packages": package_versions(),
+        "source_digest": source_digest() if digest is None else digest,
+        "packages": package_versions() if packages is None else packages,
         "python": platform.python_version(),
         "platform": platform.platform(),
         "argv": list(argv),
