@@ -1,10 +1,10 @@
 """The built documentation site works offline: opened from the file system, with nothing fetched from the network.
 
-The site is built once (``mkdocs build --strict``) into a temporary folder. The checks read its HTML: every link
-and asset resolves to a file (``file://`` has no directory index), nothing is loaded from another host, the
-search index is inlined into a script, and every formula is valid KaTeX (rendered by the shipped KaTeX in Node.js
-when Node.js is installed). With Chromium installed, a headless browser opens pages from the file system and
-checks that the formulas render and that search answers a query.
+The site is built once per session (``mkdocs build --strict``, the ``site`` fixture of conftest.py). The checks
+read its HTML: every link and asset resolves to a file (``file://`` has no directory index), nothing is loaded
+from another host, the search index is inlined into a script, and every formula is valid KaTeX (rendered by the
+shipped KaTeX in Node.js when Node.js is installed). With Chromium installed, a headless browser opens pages
+from the file system and checks that the formulas render and that search answers a query.
 """
 
 from __future__ import annotations
@@ -12,11 +12,9 @@ from __future__ import annotations
 import hashlib
 import html
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -30,27 +28,6 @@ KATEX = DOCS / "assets" / "katex"
 MATH_PAGES = ["math.html", "migration.html"]
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def site(tmp_path_factory) -> Path:
-    pytest.importorskip("mkdocs")
-    pytest.importorskip("material")
-    for host in ("snntorch", "norse"):  # the API pages render the adapters' docstrings
-        pytest.importorskip(host)
-    site_dir = tmp_path_factory.mktemp("site")
-    build = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site_dir)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
-    )
-    assert build.returncode == 0, build.stderr
-    warnings = [line for line in build.stderr.splitlines() if "WARNING" in line]
-    assert not warnings, warnings
-    return site_dir
 
 
 class Page(HTMLParser):
