@@ -13,6 +13,11 @@ Targets (issue 12), printed as met or not with the measured ratio:
   ``spikemax_g`` is reported.
 * The loss's share of one training step of the bench networks (forward + loss + backward + Adam step) < 2 %.
 
+Reported beside the targets, to show where the time of ``spikemax_g`` goes: the same call with value checks off,
+and the bare chain ``cross_entropy(log1p(spikes.sum(0)), target)`` (SpikeMax's arithmetic with no argument
+handling at all); and the fixed cost of one call at (T, B, C) = (2, 2, 3), warm and cold (after 64 MiB were
+written, as the large passes of a training step evict the interpreter's code and data from the CPU caches).
+
 Timing: one forward + backward pass per sample; each round runs every contender once, in a random order drawn
 afresh every round (seeded), so that machine noise and the state each contender leaves behind hit all alike.
 A ratio is the median over rounds of the per-round
@@ -53,9 +58,14 @@ def _once(loss_fn: Contender, spikes: torch.Tensor, target: torch.Tensor) -> Non
 
 
 def alternate(
-    contenders: dict[str, Contender], spikes: torch.Tensor, target: torch.Tensor, rounds: int
+    contenders: dict[str, Contender],
+    spikes: torch.Tensor,
+    target: torch.Tensor,
+    rounds: int,
+    before_each: Callable[[], object] | None = None,
 ) -> dict[str, list[float]]:
-    """Seconds of one forward + backward pass per contender and round, the contenders taking turns."""
+    """Seconds of one forward + backward pass per contender and round, the contenders taking turns;
+    ``before_each`` runs, untimed, before every timed pass."""
     names = list(contenders)
     for name in names:  # warm-up: allocator, caches, lazy initialisation
         for _ in range(5):
@@ -66,6 +76,8 @@ def alternate(
     order = random.Random(0)
     for _ in range(rounds):
         for name in order.sample(names, len(names)):
+            if before_each is not None:
+                before_each()
             _synchronise(spikes.device)
             start = time.perf_counter()
             _once(contenders[name], spikes, target)
@@ -96,10 +108,22 @@ def saved_tensor_bytes(loss_fn: Contender, spikes: torch.Tensor, target: torch.T
     return sum(storages.values())
 
 
+def bare_chain(spikes: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """SpikeMax's arithmetic (smoothing 1) and nothing else: no checks, no options, no layouts. The floor."""
+    return torch.nn.functional.cross_entropy(torch.log1p(spikes.sum(0)), target)
+
+
+@smx.value_checks(False)
+def spikemax_g_unchecked(spikes: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return smx.spikemax_g(spikes, target)
+
+
 def loss_contenders(num_steps: int) -> dict[str, Contender]:
     """Every timed loss: ours, the modules and adapters, and snnTorch's own (when installed)."""
     contenders: dict[str, Contender] = {
         "spikemax_g": smx.spikemax_g,
+        "spikemax_g, value checks off": spikemax_g_unchecked,
+        "sum, log1p, cross_entropy": bare_chain,
         "spikemax_g softmax": lambda s, y: smx.spikemax_g(s, y, mode="softmax"),
         "mse_count": lambda s, y: smx.mse_count(s, y, true_rate=0.8, false_rate=0.1),
         "SpikeMaxGLoss": smx.SpikeMaxGLoss(),
@@ -128,6 +152,8 @@ def loss_contenders(num_steps: int) -> dict[str, Contender]:
 # (name, numerator, denominator, target ratio or None for "reported only")
 COMPARISONS = [
     ("spikemax_g / ce_count_loss", "spikemax_g", "snntorch ce_count_loss", 1.0),
+    ("spikemax_g, value checks off / ce_count_loss", "spikemax_g, value checks off", "snntorch ce_count_loss", None),
+    ("sum, log1p, cross_entropy / ce_count_loss", "sum, log1p, cross_entropy", "snntorch ce_count_loss", None),
     ("spikemax_g softmax / ce_count_loss", "spikemax_g softmax", "snntorch ce_count_loss", 1.0),
     ("mse_count / mse_count_loss", "mse_count", "snntorch mse_count_loss", 1.0),
     ("SpikeMaxGLoss / spikemax_g", "SpikeMaxGLoss", "spikemax_g", 1.05),
@@ -185,6 +211,35 @@ def measure_shape(shape: tuple[int, int, int], device: torch.device, rounds: int
             }
         )
     return result
+
+
+OVERHEAD_SHAPE = (2, 2, 3)  # (T, B, C): the arithmetic is negligible, what is timed is the cost of a call
+OVERHEAD_CONTENDERS = (
+    "sum, log1p, cross_entropy",
+    "spikemax_g, value checks off",
+    "spikemax_g",
+    "snntorch ce_count_loss",
+)
+_EVICTION_VALUES = 16 * 2**20  # float32: 64 MiB, more than the CPU's last-level cache
+
+
+def call_overhead(device: torch.device, rounds: int) -> dict:
+    """Microseconds of one forward + backward pass at :data:`OVERHEAD_SHAPE`, warm (right after another call) and
+    cold (after 64 MiB were written, as after the large tensor passes of a training step, which evict the
+    interpreter's code and data from the CPU caches)."""
+    spikes, target = loss_inputs(OVERHEAD_SHAPE, device)
+    available = loss_contenders(OVERHEAD_SHAPE[0])
+    contenders = {name: available[name] for name in OVERHEAD_CONTENDERS if name in available}
+    eviction = torch.zeros(_EVICTION_VALUES)
+    warm = alternate(contenders, spikes, target, rounds)
+    cold = alternate(contenders, spikes, target, rounds, before_each=lambda: eviction.add_(1.0))
+    return {
+        "shape": dict(zip("TBC", OVERHEAD_SHAPE, strict=True)),
+        "microseconds": {
+            name: {"warm": statistics.median(warm[name]) * 1e6, "cold": statistics.median(cold[name]) * 1e6}
+            for name in contenders
+        },
+    }
 
 
 def _time_training_steps(network, loss_fn, frames, labels, device: torch.device, rounds: int) -> dict:
@@ -300,17 +355,47 @@ def markdown(document: dict) -> str:
             )
     for name, table in document.get("profile", {}).items():
         shape = document["profile_shape"]
-        lines += ["", f"Profile of `{name}` at (T, B, C) = ({shape[0]}, {shape[1]}, {shape[2]}), forward + backward, "
-                  "operators by their own CPU time:", "", "```text", table.rstrip(), "```"]
+        lines += [
+            "",
+            f"Profile of `{name}` at (T, B, C) = ({shape[0]}, {shape[1]}, {shape[2]}), forward + backward, "
+            "operators by their own CPU time:",
+            "",
+            "```text",
+            table.rstrip(),
+            "```",
+        ]
     if document.get("profile"):
-        lines += ["", "Both spend most of their time in the same two memory-bound operations: `aten::sum` (the counts "
-                  "over time) and the `aten::copy_` under `AccumulateGrad` that writes the broadcast gradient "
-                  "`[T, B, C]` into `spikes.grad`; their cost varies from run to run with page faults on fresh "
-                  "buffers, so the alternating ratios above, not these totals, compare the two. What `spikemax_g` "
-                  "adds is small: `log1p` of the counts and its backward, and two `aminmax` value checks."]
+        lines += [
+            "",
+            "Both spend most of their time in the same two memory-bound operations: `aten::sum` (the counts "
+            "over time) and the `aten::copy_` under `AccumulateGrad` that writes the broadcast gradient "
+            "`[T, B, C]` into `spikes.grad`; their cost varies from run to run with page faults on fresh "
+            "buffers, so the alternating ratios above, not these totals, compare the two. What `spikemax_g` "
+            "adds is small: `log1p` of the counts and its backward, and two `aminmax` value checks.",
+        ]
+    if document.get("call_overhead"):
+        overhead = document["call_overhead"]
+        shape = overhead["shape"]
+        lines += [
+            "",
+            'Where the rest goes: the rows "value checks off" and "sum, log1p, cross_entropy" above separate the '
+            "value checks and the argument handling from SpikeMax's own arithmetic, which takes `log1p` of the counts "
+            "`[B, C]` (and its backward) where `ce_count_loss` uses the counts as logits. The fixed cost of one call, "
+            f"forward + backward at (T, B, C) = ({shape['T']}, {shape['B']}, {shape['C']}) where the arithmetic is "
+            "negligible, straight after another call (warm) and after 64 MiB were written (cold, as after the large "
+            "passes of a training step):",
+            "",
+            "| call | warm (µs) | cold (µs) |",
+            "| --- | --- | --- |",
+        ]
+        for name, times in overhead["microseconds"].items():
+            lines.append(f"| {name} | {times['warm']:.1f} | {times['cold']:.1f} |")
     if document["training_step"]:
-        lines += ["", "| framework | training step (ms) | loss forward + backward (ms) | loss share | target | met |",
-                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            "",
+            "| framework | training step (ms) | loss forward + backward (ms) | loss share | target | met |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
         for item in document["training_step"]:
             lines.append(
                 f"| {item['framework']} | {item['step_milliseconds']:.1f} | {item['loss_milliseconds']:.3f} | "
@@ -336,6 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         "provenance": provenance(device, arguments.repeats, sys.argv[1:] if argv is None else argv),
         "shapes": [measure_shape(shape, device, arguments.repeats) for shape in SHAPES],
         "training_step": training_step_share(device, arguments.step_rounds),
+        "call_overhead": call_overhead(device, arguments.repeats),
     }
     if arguments.profile:
         document["profile_shape"] = list(SHAPES[-1])
@@ -343,8 +429,10 @@ def main(argv: list[str] | None = None) -> int:
     text = markdown(document)
     print(text)
     for shape in document["shapes"]:
-        print(f"({shape['shape']['T']}, {shape['shape']['B']}, {shape['shape']['C']}) median ms: "
-              + ", ".join(f"{name} {value:.3f}" for name, value in shape["milliseconds"].items()))
+        print(
+            f"({shape['shape']['T']}, {shape['shape']['B']}, {shape['shape']['C']}) median ms: "
+            + ", ".join(f"{name} {value:.3f}" for name, value in shape["milliseconds"].items())
+        )
     if arguments.out:
         out = Path(arguments.out)
         out.mkdir(parents=True, exist_ok=True)
