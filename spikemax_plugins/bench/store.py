@@ -38,6 +38,7 @@ __all__ = [
     "MemoryStore",
     "OutputError",
     "RunStore",
+    "atomic_write",
     "atomic_write_bytes",
     "atomic_write_text",
     "json_ready",
@@ -72,8 +73,13 @@ def json_ready(value: Any) -> Any:
     return value
 
 
-def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None], *, temporary_prefix: str = "") -> None:
+    """Let ``write`` fill a temporary file next to ``path`` (named ``temporary_prefix`` or ``.<name>.``, then
+    random characters and ``.tmp``), flushed to disk, then renamed to ``path``: a reader sees the old file or
+    the new one, never half of one. Any exception, KeyboardInterrupt included, removes the temporary file and
+    is re-raised."""
+    prefix = temporary_prefix or f".{path.name}."
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as stream:
             write(stream)
@@ -89,7 +95,7 @@ def _atomic_write(path: Path, write: Callable[[io.BufferedWriter], None]) -> Non
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Replace ``path`` with ``data`` in one step (temporary file in the same folder, then ``os.replace``)."""
-    _atomic_write(Path(path), lambda stream: stream.write(data))
+    atomic_write(Path(path), lambda stream: stream.write(data))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -33,6 +32,8 @@ import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
+
+from ..store import atomic_write
 
 # The test split is drawn with this fixed seed, so every training seed is evaluated on the same samples.
 TEST_SPLIT_SEED = 2205_09845  # arXiv id of the Spikemax paper
@@ -286,29 +287,15 @@ def save_cached_frames(path: Path, frames: np.ndarray, labels: np.ndarray, param
 
 
 def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """Let ``write`` fill a temporary file next to ``path``, then rename it to ``path``: a reader never sees
-    a half-written file.
-
-    Any exception, KeyboardInterrupt included, removes the temporary file; it is re-raised, except an
-    ``OSError`` (a read-only or full disk), which only costs a rebuild next time and becomes a warning.
+    """:func:`~spikemax_plugins.bench.store.atomic_write` for a cache file: the folder is created, and an
+    ``OSError`` (a read-only or full disk), which only costs a rebuild next time, becomes a warning.
     A process killed outright leaves its temporary file behind: :func:`remove_stale_temporaries` clears it.
     """
-    temporary: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.stem}.", suffix=".tmp")
-        temporary = Path(name)
-        with os.fdopen(handle, "wb") as stream:
-            write(stream)
-        os.chmod(temporary, 0o644)  # mkstemp makes it private; a cache may be shared
-        os.replace(temporary, path)
-        temporary = None
+        atomic_write(path, write, temporary_prefix=f"{path.stem}.")  # the name _TEMPORARY_NAME recognises
     except OSError as error:
         warnings.warn(f"could not write the cache file {path} ({error})", stacklevel=4)
-    finally:
-        if temporary is not None:
-            with contextlib.suppress(OSError):
-                temporary.unlink()
 
 
 # The writer's temporary files: "<data set>-<16 hex digits of the key>.<8 random characters>.tmp", or
