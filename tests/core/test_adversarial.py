@@ -420,8 +420,11 @@ def _directional_fd(
     ~1e2.
     """
     plus, minus = function(point + step * direction), function(point - step * direction)
-    eps = np.finfo(np.float64).eps
-    input_rounding = 4 * eps * float(np.abs(point).sum()) * float(np.abs(direction).sum()) * gradient_size
+    eps = float(np.finfo(np.float64).eps)
+    # Only finite inputs can enter a valid call's loss: a non-finite spike at a step that no evaluated window
+    # covers (stride > 1) is ignored by the loss and must not make the bound inf * 0 = NaN.
+    magnitude = float(np.abs(point[np.isfinite(point)]).sum())
+    input_rounding = 4 * eps * magnitude * float(np.abs(direction).sum()) * gradient_size
     loss_rounding = 64 * eps * (1 + abs(plus) + abs(minus)) * logit_scale
     return (plus - minus) / (2 * step), (loss_rounding + input_rounding) / step
 
