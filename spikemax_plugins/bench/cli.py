@@ -293,21 +293,22 @@ def _load_on_every_rank(load: Callable[[], SpikeDataset]) -> SpikeDataset:
     so that none waits for the others."""
     if not distributed.is_distributed():
         return load()
+
+    def attempt() -> tuple[SpikeDataset | None, str | None]:
+        try:
+            return load(), None
+        except DatasetError as error:
+            return None, str(error)
+
     dataset: SpikeDataset | None = None
     message: str | None = None
     if distributed.rank() == 0:
-        try:
-            dataset = load()
-        except DatasetError as error:
-            message = str(error)
+        dataset, message = attempt()
     message = distributed.broadcast(message)
     if message is not None:
         raise DatasetError(message)
     if distributed.rank() != 0:
-        try:
-            dataset = load()
-        except DatasetError as error:
-            message = str(error)
+        dataset, message = attempt()
     message = distributed.first_error(message)
     if message is not None:
         raise DatasetError(message)
