@@ -318,7 +318,7 @@ def check_weight_option(weight: object) -> Tensor | None:
     if weight.dim() != 1 or weight.shape[0] < 2:
         raise ValueError(f"weight must be [C] with C >= 2 classes, got shape {tuple(weight.shape)}")
     if values_checkable(weight):
-        require_finite_non_negative("weight", *_read([*torch.aminmax(weight.detach())]))
+        check_finite_non_negative(weight, "weight")
     return weight
 
 
@@ -346,6 +346,11 @@ def require_finite_non_negative(what: str, low: float, high: float, kind: str = 
     if not (math.isfinite(low) and math.isfinite(high)) or low < 0:
         kind = f" ({kind})" if kind else ""
         raise ValueError(f"{what} must be finite and >= 0{kind}, got values in [{low:.6g}, {high:.6g}]")
+
+
+def check_finite_non_negative(tensor: Tensor, what: str, kind: str = "") -> None:
+    """:func:`require_finite_non_negative` on the extremes of ``tensor``, read in one synchronisation."""
+    require_finite_non_negative(what, *_read([*torch.aminmax(tensor.detach())]), kind=kind)
 
 
 def soft_target_tolerance(dtype: torch.dtype) -> float:
