@@ -1089,13 +1089,17 @@ def metric_oracle(name: str, spikes, target, num_classes, time_dim):
         return faults, problem, labels
     # The metrics check the spikes themselves (a negative spike inside a population group cannot hide in a
     # sum), and that their counts do not overflow.
-    counts = running_grouped(problem.tbn, problem.classes)
     if not np.isfinite(problem.tbn).all():
         faults.add_value("spikes", "a spike that is NaN or infinite")
     elif (problem.tbn < 0).any():
         faults.add_value("spikes", "a negative spike")
-    elif not np.isfinite(counts).all():
-        faults.add_value("spikes", "a count that overflows")
+    else:
+        # Counted only from finite non-negative spikes (inf - inf would be NaN, with a numpy RuntimeWarning);
+        # an overflow to inf is the fault looked for.
+        with np.errstate(over="ignore"):
+            counts = running_grouped(problem.tbn, problem.classes)
+        if not np.isfinite(counts).all():
+            faults.add_value("spikes", "a count that overflows")
     if uses_target:
         labels = check_target_values(faults, target, kind, problem.classes)
     return faults, problem, labels
