@@ -19,8 +19,19 @@ from .modules import MSECountLoss, SpikeMaxGLoss, SpikeMaxSLoss
 
 __version__ = "0.2.0"
 
+
+def __getattr__(name: str) -> object:
+    # spikemax_plugins.streaming imports torchmetrics, which imports torchvision whenever it is installed (and a
+    # torchvision built for another torch fails to load): the core must import without it.
+    if name == "streaming":
+        import importlib
+
+        return importlib.import_module(f"{__name__}.streaming")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
     "early_exit",
+    "streaming",
     "functional",
     "metrics",
     "modules",

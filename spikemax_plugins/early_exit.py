@@ -38,7 +38,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -58,11 +58,7 @@ __all__ = [
     "ExitRule",
     "ExitState",
     "ExitReport",
-    "EarlyExitMetric",
 ]
-
-if TYPE_CHECKING:
-    from ._metric_classes import EarlyExitMetric
 
 SCORES = ("probability", "margin")
 """The confidence scores of :func:`confidence`: the spike-count probability and the count margin."""
@@ -712,15 +708,3 @@ def _accuracy_threshold(
         if int(step_sums[position].item()) < best_step_sum:
             best_threshold, best_step_sum = float(chunk[position].item()), int(step_sums[position].item())
     return best_threshold
-
-
-# ----------------------------------------------------------------------------------------- streaming metric
-
-
-def __getattr__(name: str) -> Any:
-    # The torchmetrics class loads on first use: torchmetrics is imported only by those who need it.
-    if name == "EarlyExitMetric":
-        from ._metric_classes import EarlyExitMetric
-
-        return EarlyExitMetric
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,17 +6,15 @@ float64 (exact integers up to 2**53; float32 only on devices without float64), s
 tie by rounding.
 
 Every function takes the spikes in any layout: ``time_dim`` names the time dimension, the others are batch
-and then neurons. Each function has a streaming twin, a ``torchmetrics.Metric`` that accumulates over batches
-and synchronises across processes (:class:`SpikeAccuracy`, :class:`AccuracyOverTime`, :class:`TimeToDecision`,
-:class:`SynapticOperations`, and :class:`~spikemax_plugins.early_exit.EarlyExitMetric`); the function and the
-class share the private helpers below, so that streaming over any split of a data set gives the function's
-value on the whole. The classes import torchmetrics when first used.
+and then neurons. Each function has a streaming twin in :mod:`spikemax_plugins.streaming`, a
+``torchmetrics.Metric`` that accumulates over batches and synchronises across processes; the function and the
+class share the private helpers, so that streaming over any split of a data set gives the function's value on
+the whole.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -31,15 +29,7 @@ __all__ = [
     "accuracy_over_time",
     "time_to_decision",
     "synaptic_operations",
-    "SpikeAccuracy",
-    "AccuracyOverTime",
-    "TimeToDecision",
-    "SynapticOperations",
-    "EarlyExitMetric",
 ]
-
-if TYPE_CHECKING:
-    from ._metric_classes import AccuracyOverTime, EarlyExitMetric, SpikeAccuracy, SynapticOperations, TimeToDecision
 
 NO_DECISION = -1
 
@@ -311,19 +301,3 @@ def synaptic_operations(
         - output: ``(B)``, float64 (exact for operation counts up to 2**53)
     """
     return _operations_per_sample(layer_spikes, fan_out, until, time_dim)
-
-
-# ----------------------------------------------------------------------------- streaming (torchmetrics) twins
-
-_METRIC_CLASSES = ("SpikeAccuracy", "AccuracyOverTime", "TimeToDecision", "SynapticOperations", "EarlyExitMetric")
-
-
-def __getattr__(name: str) -> Any:
-    # The torchmetrics classes load on first use: `import spikemax_plugins` must work even where torchmetrics
-    # cannot be imported (it imports torchvision whenever that is installed, and a torchvision built for another
-    # torch fails to load).
-    if name in _METRIC_CLASSES:
-        from . import _metric_classes
-
-        return getattr(_metric_classes, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

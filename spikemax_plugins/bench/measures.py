@@ -1,9 +1,9 @@
 """What spikemax-bench measures on a trained network, streamed batch by batch with the package's metrics.
 
 :class:`StreamingMeasures` keeps only fixed-size states, whatever the length of the split: the torchmetrics
-classes of :mod:`spikemax_plugins.metrics` (:class:`~spikemax_plugins.metrics.SpikeAccuracy`,
-:class:`~spikemax_plugins.metrics.AccuracyOverTime`, :class:`~spikemax_plugins.metrics.TimeToDecision`,
-:class:`~spikemax_plugins.metrics.SynapticOperations`, :class:`~spikemax_plugins.metrics.EarlyExitMetric`) and
+classes of :mod:`spikemax_plugins.metrics` (:class:`~spikemax_plugins.streaming.SpikeAccuracy`,
+:class:`~spikemax_plugins.streaming.AccuracyOverTime`, :class:`~spikemax_plugins.streaming.TimeToDecision`,
+:class:`~spikemax_plugins.streaming.SynapticOperations`, :class:`~spikemax_plugins.streaming.EarlyExitMetric`) and
 float64 running sums of spikes in a metric of the same kind. Their states are sums and counts, summed over the
 processes of a multi-process run when they are read (:meth:`StreamingMeasures.evaluation`), so any split of the
 data over batches and processes gives the same numbers: integer counts exactly, and the spike and operation sums
@@ -191,7 +191,7 @@ class StreamingMeasures:
         device: torch.device,
         rules: Sequence[early_exit.ExitRule] = (),
     ) -> None:
-        from spikemax_plugins.metrics import (
+        from spikemax_plugins.streaming import (
             AccuracyOverTime,
             EarlyExitMetric,
             SpikeAccuracy,
@@ -283,7 +283,7 @@ class StreamingMeasures:
     def early_exit(self) -> list[dict[str, float | None]]:
         """Per rule (in the order given), the early-exit measures of every sample seen, next to the full window:
 
-        * from the rule's :class:`~spikemax_plugins.metrics.EarlyExitMetric`: ``accuracy``, ``coverage`` (true
+        * from the rule's :class:`~spikemax_plugins.streaming.EarlyExitMetric`: ``accuracy``, ``coverage`` (true
           class in the prediction set), ``mean_exit_step`` (0-based), ``exit_fraction`` (mean of
           ``(exit_step + 1) / T``: the share of the time steps used, computed from the integer sums so that it
           does not depend on batching) and ``mean_set_size``;

@@ -393,7 +393,7 @@ def evaluate_trained(
 def _validation_counts(network: SpikingNetwork, loader: DataLoader, device: torch.device) -> tuple[int, int]:
     """(correct predictions, samples) of ``network`` over ``loader``, summed over the processes of a multi-process
     run (each passing its shard); ties count wrong."""
-    from spikemax_plugins.metrics import SpikeAccuracy
+    from spikemax_plugins.streaming import SpikeAccuracy
 
     network.eval()
     metric = SpikeAccuracy(network.layer_sizes[-1]).to(device)

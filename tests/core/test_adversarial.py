@@ -27,7 +27,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import spikemax_plugins as smx
-from spikemax_plugins import _counts, early_exit, reference
+from spikemax_plugins import _counts, early_exit, reference, streaming
 from spikemax_plugins import metrics as smx_metrics
 
 from .adversarial_support import (
@@ -1019,7 +1019,7 @@ NO_READ_CALLS = {
     "time_to_decision": lambda s, t: smx.time_to_decision(s),
     "synaptic_operations": lambda s, t: smx.synaptic_operations([s], [torch.ones(3)], until=t),
     "confidence": lambda s, t: early_exit.confidence(s),
-    "SpikeAccuracy": lambda s, t: smx_metrics.SpikeAccuracy().update(s, t),
+    "SpikeAccuracy": lambda s, t: streaming.SpikeAccuracy().update(s, t),
 }
 
 
@@ -1343,7 +1343,7 @@ def test_synaptic_operations_until_in_every_index_dtype(dtype, seed, streaming):
     until = torch.tensor(steps).to(dtype)
     expected = reference.synaptic_operations([layer.astype(np.float64) for layer in layers], [3, 1.5], steps)
     if streaming:
-        metric = smx_metrics.SynapticOperations()
+        metric = streaming.SynapticOperations()
         metric.update(tensors, [3, 1.5], until)
         assert metric.compute().item() == pytest.approx(expected.mean(), rel=1e-12)
     else:
@@ -1397,14 +1397,14 @@ def stream_cases(draw):
 def _make_metric(name, num_steps, classes, group, time_dim, rule):
     classes_arg = classes if group > 1 else None
     if name == "SpikeAccuracy":
-        return smx_metrics.SpikeAccuracy(classes_arg, time_dim=time_dim)
+        return streaming.SpikeAccuracy(classes_arg, time_dim=time_dim)
     if name == "AccuracyOverTime":
-        return smx_metrics.AccuracyOverTime(num_steps, classes_arg, time_dim=time_dim)
+        return streaming.AccuracyOverTime(num_steps, classes_arg, time_dim=time_dim)
     if name == "TimeToDecision":
-        return smx_metrics.TimeToDecision(classes_arg, time_dim=time_dim)
+        return streaming.TimeToDecision(classes_arg, time_dim=time_dim)
     if name == "SynapticOperations":
-        return smx_metrics.SynapticOperations(time_dim=time_dim)
-    return smx_metrics.EarlyExitMetric(rule, time_dim=time_dim)
+        return streaming.SynapticOperations(time_dim=time_dim)
+    return streaming.EarlyExitMetric(rule, time_dim=time_dim)
 
 
 def _fan_out(num_outputs: int, dtype) -> torch.Tensor:
@@ -1520,7 +1520,7 @@ def test_metric_class_constructors(name, num_classes, time_dim, num_steps, rule)
             faults.add("time_dim", "not an int")
 
         def build():
-            return smx_metrics.SynapticOperations(time_dim=time_dim)
+            return streaming.SynapticOperations(time_dim=time_dim)
     else:
         check_time_dim_option(faults, time_dim)
         if name == "EarlyExitMetric":
@@ -1528,14 +1528,14 @@ def test_metric_class_constructors(name, num_classes, time_dim, num_steps, rule)
                 faults.add("rule", "not an ExitRule")
 
             def build():
-                return smx_metrics.EarlyExitMetric(rule_value, time_dim=time_dim)
+                return streaming.EarlyExitMetric(rule_value, time_dim=time_dim)
         else:
             check_num_classes_option(faults, num_classes)
             if name == "AccuracyOverTime":
                 check_int_option(faults, "num_steps", num_steps, 1)
 
                 def build():
-                    return smx_metrics.AccuracyOverTime(num_steps, num_classes, time_dim=time_dim)
+                    return streaming.AccuracyOverTime(num_steps, num_classes, time_dim=time_dim)
             else:
                 def build():
                     return getattr(smx_metrics, name)(num_classes, time_dim=time_dim)

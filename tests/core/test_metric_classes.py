@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import spikemax_plugins as smx
-from spikemax_plugins import early_exit, metrics, reference
+from spikemax_plugins import early_exit, metrics, reference, streaming
 
 from .strategies import spike_problems
 
@@ -31,10 +31,10 @@ def test_streaming_equals_the_function_on_the_whole(problem, data):
     spikes, target = problem.torch_spikes(), problem.torch_target()
     points = _split_points(data.draw, spikes.shape[1])
     classes = problem.num_classes
-    accuracy = metrics.SpikeAccuracy(classes)
-    over_time = metrics.AccuracyOverTime(spikes.shape[0], classes)
-    decision = metrics.TimeToDecision(classes)
-    operations = metrics.SynapticOperations()
+    accuracy = streaming.SpikeAccuracy(classes)
+    over_time = streaming.AccuracyOverTime(spikes.shape[0], classes)
+    decision = streaming.TimeToDecision(classes)
+    operations = streaming.SynapticOperations()
     fan_out = torch.arange(spikes.shape[2], dtype=torch.float64) + 1
     for spike_chunk, target_chunk in zip(_chunks(spikes, points, 1), _chunks(target, points, 0), strict=True):
         accuracy.update(spike_chunk, target_chunk)
@@ -66,7 +66,7 @@ def test_early_exit_metric_streams_like_evaluate(problem, data):
         spikes, target, method="accuracy", alpha=0.05, num_classes=problem.num_classes,
         score=data.draw(st.sampled_from(["probability", "margin"])),
     )
-    metric = metrics.EarlyExitMetric(rule)
+    metric = streaming.EarlyExitMetric(rule)
     points = _split_points(data.draw, spikes.shape[1])
     for spike_chunk, target_chunk in zip(_chunks(spikes, points, 1), _chunks(target, points, 0), strict=True):
         metric.update(spike_chunk, target_chunk)
@@ -80,17 +80,17 @@ def test_early_exit_metric_streams_like_evaluate(problem, data):
 
 
 def test_accuracy_over_time_refuses_another_length_and_options_are_checked_when_built():
-    metric = metrics.AccuracyOverTime(num_steps=5)
+    metric = streaming.AccuracyOverTime(num_steps=5)
     with pytest.raises(ValueError, match=r"spikes must have num_steps = 5 time steps .* got 4"):
         metric.update(torch.ones(4, 2, 3), torch.tensor([0, 1]))
     with pytest.raises(ValueError, match=r"num_classes must be >= 2"):
-        metrics.SpikeAccuracy(num_classes=1)
+        streaming.SpikeAccuracy(num_classes=1)
     with pytest.raises(TypeError, match=r"rule must be an ExitRule"):
-        metrics.EarlyExitMetric(rule={"thresholds": [0.5]})
+        streaming.EarlyExitMetric(rule={"thresholds": [0.5]})
 
 
 def test_reset_starts_the_accumulation_over():
-    metric = metrics.SpikeAccuracy()
+    metric = streaming.SpikeAccuracy()
     metric.update(torch.eye(3).unsqueeze(0), torch.tensor([0, 1, 1]))
     assert metric.compute().item() == pytest.approx(2 / 3)
     metric.reset()
@@ -105,7 +105,7 @@ def _distributed_worker(rank: int, world_size: int, init_file: str, queue) -> No
         spikes = (torch.rand(9, 11, 4, generator=generator) < 0.3).float()
         target = torch.randint(0, 4, (11,), generator=generator)
         shard = slice(rank, None, world_size)  # uneven shards (6 and 5 samples): no padding, no duplicates
-        accuracy, over_time, decision = metrics.SpikeAccuracy(), metrics.AccuracyOverTime(9), metrics.TimeToDecision()
+        accuracy, over_time, decision = streaming.SpikeAccuracy(), streaming.AccuracyOverTime(9), streaming.TimeToDecision()
         accuracy.update(spikes[:, shard], target[shard])
         over_time.update(spikes[:, shard], target[shard])
         decision.update(spikes[:, shard])

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 import spikemax_plugins as smx
-from spikemax_plugins import early_exit, metrics
+from spikemax_plugins import early_exit, metrics, streaming
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 
@@ -174,7 +174,7 @@ EARLY_EXIT_CASES: list[Case] = [
     ("a recording of another length than the rule's", lambda: early_exit.evaluate(RULE, torch.zeros(7, 3, 4))),
     ("one step of the wrong shape to `ExitState.update`", lambda: RULE.start(3).update(SPIKES)),
     ("more steps than the rule's T to `ExitState.update`", _update_past_the_end),
-    ("a streaming metric fed another number of steps", lambda: metrics.AccuracyOverTime(num_steps=5).update(
+    ("a streaming metric fed another number of steps", lambda: streaming.AccuracyOverTime(num_steps=5).update(
         SPIKES, TARGET)),
     ("`set_value_checks` with something else than a bool", lambda: smx.set_value_checks(0)),
 ]

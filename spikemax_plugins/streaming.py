@@ -1,4 +1,4 @@
-"""``torchmetrics.Metric`` twins of the decision metrics, re-exported by :mod:`spikemax_plugins.metrics`.
+"""Streaming metrics: ``torchmetrics.Metric`` twins of the decision metrics and of early exit.
 
 Each class keeps only sums and counts as states (``dist_reduce_fx="sum"``), so ``update`` over any split of a
 data set, on any number of processes, gives the function's value on the whole; ``update`` calls the same
@@ -20,7 +20,7 @@ try:
     from torchmetrics import Metric
 except Exception as error:  # torchmetrics raises RuntimeError, not ImportError, when torchvision cannot load
     raise ImportError(
-        "the streaming metrics of spikemax_plugins.metrics need torchmetrics, which could not be imported "
+        "spikemax_plugins.streaming needs torchmetrics, which could not be imported "
         f"({type(error).__name__}: {error}). If the message mentions torchvision: a torchvision built for "
         "another torch build is installed (Norse's package metadata pulls one in; norse.torch never imports "
         "it), and torchmetrics imports torchvision whenever it is installed. Remove it with "
