@@ -35,6 +35,8 @@ def _scores(counts: Tensor, score: str, smoothing: float) -> Tensor:
     if score == "probability":
         shifted = counts + smoothing
         total = shifted.sum(-1, keepdim=True)
+        if smoothing > 0:
+            return shifted / total  # total > 0: counts are >= 0
         # All classes silent with smoothing 0: the limit of smoothing -> 0 is the uniform distribution.
         return torch.where(total > 0, shifted / total, 1 / counts.shape[-1])
     top_two = counts.topk(2, dim=-1).values
@@ -336,9 +338,18 @@ def decide_rows(
     """
     scores = _scores(counts, rule.score, rule.smoothing)
     admitted = scores >= thresholds
-    set_size = admitted.sum(-1)
-    exits = at_checkpoint & (set_size >= 1) & (set_size <= rule.max_set_size)
-    prediction = argmax_or_no_decision(torch.where(admitted, scores, -torch.inf))
+    if rule.max_set_size == 1:
+        # Exactly one class admitted <=> the top score reaches the threshold and the second does not; that class
+        # is then the unique top one (the general branch below, in fewer operations: this runs at every step).
+        top_two = scores.topk(2, dim=-1)
+        exits = at_checkpoint & (top_two.values[..., 0] >= thresholds.squeeze(-1)) & (
+            top_two.values[..., 1] < thresholds.squeeze(-1)
+        )
+        prediction = top_two.indices[..., 0]
+    else:
+        set_size = admitted.sum(-1)
+        exits = at_checkpoint & (set_size >= 1) & (set_size <= rule.max_set_size)
+        prediction = argmax_or_no_decision(torch.where(admitted, scores, -torch.inf))
     # Never exited by T - 1: decided on the full counts, with the admitted set at T - 1 as its prediction set.
     prediction = torch.where(at_last_step & ~exits, argmax_or_no_decision(counts), prediction)
     return exits | at_last_step, prediction, admitted

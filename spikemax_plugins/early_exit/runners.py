@@ -235,6 +235,7 @@ class _SampleQueue:
                                  f"indices, got {what}")
             self.targets.append(batch_target)
         self._batch_index += 1
+        self._whole = steps
         if steps.shape[1]:
             self._waiting.append(steps)
             self._waiting_count += steps.shape[1]
@@ -261,8 +262,13 @@ class _SampleQueue:
             )
         return steps if self.device is None else steps.to(self.device)
 
+    @property
+    def whole(self) -> Tensor:
+        """The one tensor a tensor source held, time-first (checked, on ``device``)."""
+        return self._whole
+
     def take(self, count: int) -> Tensor | None:
-        """Up to ``count`` waiting samples as ``[k, T, ...]`` (row-major for the rows' buffer); None if none wait."""
+        """Up to ``count`` waiting samples as ``[T, k, ...]``; None if none wait."""
         while self._waiting_count < count and self._pull():
             pass
         if not self._waiting_count:
@@ -279,7 +285,7 @@ class _SampleQueue:
             taken += use
         self._waiting_count -= taken
         self.pulled += taken
-        return torch.cat(chunks, 1).movedim(1, 0) if len(chunks) > 1 else chunks[0].movedim(1, 0)
+        return torch.cat(chunks, 1) if len(chunks) > 1 else chunks[0]
 
 
 def stream(
@@ -334,14 +340,16 @@ def stream(
         raise TypeError(f"target must be an integer tensor of class indices [N], got {kind}")
     queue = _SampleQueue(inputs, rule, time_dim, None if device is None else torch.device(device))
     with torch.no_grad():
-        first = queue.take(slots)  # [S, T, ...], a view of the caller's inputs
+        first = queue.take(slots)  # [T, S, ...], a view of the caller's inputs
         if first is None:
             raise ValueError("inputs hold no sample: early exit needs at least one")
         if queue.has_pair_targets and target is not None:
             raise ValueError("target must be None when inputs yield (inputs, target) pairs: they carry it")
-        # The rows' buffer is written as samples come and go: never the caller's tensor.
-        row_inputs = first.clone(memory_format=torch.contiguous_format)
-        engine = _Engine(network, rule, row_inputs, check.values_checkable(row_inputs))
+        if isinstance(inputs, Tensor):
+            store: _WholeInputs | _BufferedInputs = _WholeInputs(queue.whole)
+        else:
+            store = _BufferedInputs(first)
+        engine = _Engine(network, rule, store, first.shape[1], check.values_checkable(first))
         while engine.live_rows:
             exited = engine.step()
             if exited.numel():
@@ -356,15 +364,60 @@ def stream(
                            sample_steps_simulated=engine.sample_steps)
 
 
-class _Engine:
-    """The rows in flight: each row's sample number, step, running counts and inputs; the decisions made."""
+class _WholeInputs:
+    """Inputs given as one tensor: each row reads its sample's step straight from it (column = sample number)."""
 
-    def __init__(self, network: SlotNetwork, rule: ExitRule, row_inputs: Tensor, check_values: bool) -> None:
-        self.network, self.rule = network, rule
-        self.row_inputs = row_inputs  # [S, T, ...]
-        rows = row_inputs.shape[0]
-        self.row_sample = torch.arange(rows, device=row_inputs.device)
-        self.row_step = torch.zeros(rows, dtype=torch.int64, device=row_inputs.device)
+    def __init__(self, steps: Tensor) -> None:
+        self.steps = steps  # [T, N, ...], a view of the caller's tensor: only read, and only what is simulated
+        self.device = steps.device
+        self._flat = steps.view(steps.shape[0] * steps.shape[1], -1) if steps.is_contiguous() else None
+
+    def gather(self, row_step: Tensor, row_column: Tensor) -> Tensor:
+        """One step of every row, ``[S, ...]``."""
+        if self._flat is None:
+            return self.steps[row_step, row_column]
+        return self._flat.index_select(0, row_step * self.steps.shape[1] + row_column).view(
+            row_step.shape[0], *self.steps.shape[2:]
+        )
+
+    def put(self, columns: Tensor, samples: Tensor, first_sample: int) -> Tensor:
+        """New samples ``[T, k, ...]`` for rows that read ``columns``; returns the columns they read now."""
+        return torch.arange(first_sample, first_sample + samples.shape[1], device=columns.device)
+
+
+class _BufferedInputs:
+    """Inputs pulled batch by batch: the samples in flight are copied into one buffer ``[T, S0, ...]`` (``S0`` the
+    rows at the start, which only shrink); a new sample takes the column of the row's previous one."""
+
+    def __init__(self, first: Tensor) -> None:
+        num_steps, columns = first.shape[:2]
+        # [T * S0, features], never the caller's tensor: gathering rows of a 2-D tensor takes torch's fast kernel.
+        self.buffer = first.reshape(num_steps * columns, -1).clone()
+        self.sample_shape, self.columns, self.device = first.shape[2:], columns, first.device
+
+    def gather(self, row_step: Tensor, row_column: Tensor) -> Tensor:
+        return self.buffer.index_select(0, row_step * self.columns + row_column).view(
+            row_step.shape[0], *self.sample_shape
+        )
+
+    def put(self, columns: Tensor, samples: Tensor, first_sample: int) -> Tensor:
+        num_steps, count = samples.shape[:2]
+        self.buffer.view(num_steps, self.columns, -1)[:, columns] = samples.reshape(num_steps, count, -1)
+        return columns
+
+
+class _Engine:
+    """The rows in flight: each row's sample number, step, running counts and input column; the decisions made."""
+
+    def __init__(
+        self, network: SlotNetwork, rule: ExitRule, inputs: _WholeInputs | _BufferedInputs, rows: int,
+        check_values: bool,
+    ) -> None:
+        self.network, self.rule, self.inputs = network, rule, inputs
+        device = inputs.device
+        self.row_column = torch.arange(rows, device=device)
+        self.row_sample = torch.arange(rows, device=device)
+        self.row_step = torch.zeros(rows, dtype=torch.int64, device=device)
         self.row_counts: Tensor | None = None  # [S, C], on the outputs' device once the first step ran
         self.check_values = check_values
         self.calls = self.sample_steps = 0
@@ -373,13 +426,13 @@ class _Engine:
 
     @property
     def live_rows(self) -> int:
-        return self.row_inputs.shape[0]
+        return self.row_step.shape[0]
 
     def step(self) -> Tensor:
         """One network call for every live row; returns the rows whose samples exit now, int64 ``(k)``."""
         rows = self.live_rows
-        input_device = self.row_inputs.device
-        x = self.row_inputs[torch.arange(rows, device=input_device), self.row_step.to(input_device)]
+        device = self.inputs.device
+        x = self.inputs.gather(self.row_step.to(device), self.row_column.to(device))
         output = self.network.step(x)
         what = f"network.step's output at call {self.calls}"
         if self.row_counts is None:
@@ -388,6 +441,7 @@ class _Engine:
             self.row_counts = torch.zeros(rows, self.rule.num_classes, dtype=decision_dtype(device), device=device)
             self._tables = thresholds_by_step(self.rule, device)
             self.row_step, self.row_sample = self.row_step.to(device), self.row_sample.to(device)
+            self.row_column = self.row_column.to(device)
         check_step_spikes(output, rows, self.rule, self.row_counts.device, what)
         if self.check_values and check.values_checkable(output):
             _check_spike_values(output, what)
@@ -413,24 +467,25 @@ class _Engine:
     def refill(self, exited: Tensor, queue: _SampleQueue) -> None:
         """New samples into the exited rows while any wait; the rest of the exited rows are dropped."""
         new_inputs = queue.take(exited.numel())
-        taken = 0 if new_inputs is None else new_inputs.shape[0]
+        taken = 0 if new_inputs is None else new_inputs.shape[1]
         if taken:
             assert new_inputs is not None
             rows = exited[:taken]
             self.network.reset_rows(rows)
-            self.row_inputs[rows.to(self.row_inputs.device)] = new_inputs
-            self.row_sample[rows] = torch.arange(queue.pulled - taken, queue.pulled, device=rows.device)
-            self.row_step[rows] = 0
-            self.row_counts[rows] = 0
+            columns = self.inputs.put(self.row_column[rows].to(self.inputs.device), new_inputs, queue.pulled - taken)
+            self.row_column.index_copy_(0, rows, columns.to(rows.device))
+            self.row_sample.index_copy_(0, rows, torch.arange(queue.pulled - taken, queue.pulled, device=rows.device))
+            self.row_step.index_fill_(0, rows, 0)
+            self.row_counts.index_fill_(0, rows, 0)
         if taken < exited.numel():
             keep = torch.ones(self.live_rows, dtype=torch.bool, device=exited.device)
             keep[exited[taken:]] = False
             kept = keep.nonzero().squeeze(-1)
             self.network.keep_rows(kept)
-            self.row_inputs = self.row_inputs[kept.to(self.row_inputs.device)]
-            self.row_sample, self.row_step, self.row_counts = (
-                self.row_sample[kept], self.row_step[kept], self.row_counts[kept]
+            self.row_sample, self.row_step, self.row_column = (
+                self.row_sample[kept], self.row_step[kept], self.row_column[kept]
             )
+            self.row_counts = self.row_counts[kept]
 
     def decisions(self) -> tuple[Tensor, Tensor, Tensor]:
         """``(exit_step, prediction, prediction_set)`` of every sample, in input order."""
