@@ -17,6 +17,7 @@ registers the names. It never replaces a name Norse defines itself.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from types import ModuleType
 from typing import Any
 
@@ -30,6 +31,7 @@ except ModuleNotFoundError as error:
         'spikemax_norse needs Norse, which is not installed: pip install "spikemax-plugins[norse]"', name="norse"
     ) from error
 
+import torch
 from torch import Tensor, nn
 
 from spikemax_plugins import _registration, early_exit, functional, modules
@@ -41,6 +43,7 @@ __all__ = [
     "spikemax_g",
     "spikemax_s",
     "run_early_exit",
+    "stream_early_exit",
     "register",
     "unregister",
 ]
@@ -170,6 +173,18 @@ def run_early_exit(
         - inputs: ``(T, B, ...)`` (time at ``time_dim``), T equal to the rule's
         - target: ``(B)``, optional
     """
+    _check_one_step_model(model)
+    state: Any = None
+
+    def step(step_input: Tensor) -> Tensor:
+        nonlocal state
+        spikes, state = _output_and_state(model(step_input, state))
+        return spikes
+
+    return early_exit.run(step, inputs, rule, target=target, time_dim=time_dim)
+
+
+def _check_one_step_model(model: object) -> None:
     from norse.torch.module.snn import SNN
 
     if not isinstance(model, nn.Module):
@@ -183,19 +198,160 @@ def run_early_exit(
             "their input as time; stepping them one step at a time would treat the batch as time. Build the "
             "model from the ...Cell modules (LIFCell, LIFBoxCell, LIFRecurrentCell, ...) for step-by-step inference"
         )
-    state: Any = None
 
-    def step(step_input: Tensor) -> Tensor:
-        nonlocal state
-        output = model(step_input, state)
-        if not (isinstance(output, tuple) and len(output) == 2):
-            raise TypeError(
-                f"model(input, state) must return (output, state) as Norse cells do, got {_describe(output)}"
-            )
-        spikes, state = output
+
+def _output_and_state(output: object) -> tuple[Any, Any]:
+    if not (isinstance(output, tuple) and len(output) == 2):
+        raise TypeError(f"model(input, state) must return (output, state) as Norse cells do, got {_describe(output)}")
+    return output
+
+
+# How a model's state is laid out: a cell stands for its own state; a SequentialState for the list of its layers'
+# states, None where a layer is stateless.
+_StatePlan = nn.Module | list[Any] | None
+
+
+class _NorseSlots:
+    """A Norse cell model as an :class:`~spikemax_plugins.early_exit.SlotNetwork`: one batch row a sample.
+
+    The state is threaded as in :func:`run_early_exit`: ``None`` first, then whatever ``model(x, state)``
+    returned. A Norse cell given ``state=None`` starts from ``cell.state_fallback(input)`` (its
+    ``initial_state``: for a LIF cell ``v = v_leak``, not 0, and zero currents). So to start a new sample in some
+    rows, every cell's fallback is computed on its last input's rows (recorded by a forward pre-hook) and written
+    into those rows of the cell's state; dropping rows indexes the first dimension of every state tensor.
+    Supported: cells (modules with a ``state_fallback``: ``LIFCell``, ``LIFBoxCell``, ``LIFRecurrentCell``, ...),
+    stateless layers, and ``SequentialState`` of them, nested or not. Call :meth:`close` to remove the hooks.
+    """
+
+    def __init__(self, model: object) -> None:
+        _check_one_step_model(model)
+        assert isinstance(model, nn.Module)
+        self.model = model
+        self._cells: list[nn.Module] = []
+        self._plan = self._plan_of(model, "model")
+        self._last_inputs: dict[nn.Module, Tensor] = {}
+        self._hooks = [cell.register_forward_pre_hook(self._record_input) for cell in self._cells]
+        self.state: Any = None
+        self._rows = 0  # live rows at the last step
+
+    def _plan_of(self, module: nn.Module, name: str) -> _StatePlan:
+        if isinstance(module, norse_torch.SequentialState):
+            if module.return_hidden:
+                raise TypeError(f"{name} is a SequentialState(return_hidden=True), whose output is every layer's: "
+                                "stream_early_exit needs the output spikes of the last layer")
+            layers = zip(module, module.stateful_layers, strict=True)
+            return [self._plan_of(layer, f"{name}.{index}") if stateful else None
+                    for index, (layer, stateful) in enumerate(layers)]
+        if callable(getattr(module, "state_fallback", None)):
+            if any(module is cell for cell in self._cells):
+                raise TypeError(f"{name} ({type(module).__name__}) appears twice in the model: each cell must hold "
+                                "one state")
+            self._cells.append(module)
+            return module
+        raise TypeError(
+            f"{name} ({type(module).__name__}) is not a Norse cell (a module with a state_fallback, as LIFCell) nor "
+            "a SequentialState of layers and cells: stream_early_exit cannot build the initial state of its rows"
+        )
+
+    def _record_input(self, cell: nn.Module, args: tuple[Any, ...]) -> None:
+        self._last_inputs[cell] = args[0]
+
+    def close(self) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        self._hooks.clear()
+
+    def step(self, x: Tensor) -> Tensor:
+        self._rows = x.shape[0]
+        spikes, self.state = _output_and_state(self.model(x, self.state))
         return spikes
 
-    return early_exit.run(step, inputs, rule, target=target, time_dim=time_dim)
+    def reset_rows(self, rows: Tensor) -> None:
+        self.state = self._reset(self._plan, self.state, rows, "model")
+
+    def _reset(self, plan: _StatePlan, state: Any, rows: Tensor, name: str) -> Any:
+        if plan is None:
+            return state
+        if isinstance(plan, list):
+            return [self._reset(part, layer_state, rows, f"{name}.{index}")
+                    for index, (part, layer_state) in enumerate(zip(plan, state, strict=True))]
+        last_input = self._last_inputs[plan]
+        initial = plan.state_fallback(last_input.index_select(0, rows.to(last_input.device)))
+        return self._write_rows(state, initial, rows, name)
+
+    def _write_rows(self, state: Any, initial: Any, rows: Tensor, name: str) -> Any:
+        if isinstance(state, Tensor):
+            self._check_rows(state, name)
+            value = torch.as_tensor(initial).to(state.device, state.dtype)
+            return state.index_put((rows.to(state.device),), value.expand(rows.numel(), *state.shape[1:]))
+        if state is None:
+            return None
+        if isinstance(state, tuple) and hasattr(state, "_fields"):
+            return type(state)(*(self._write_rows(field, initial_field, rows, f"{name}.{key}")
+                                 for key, field, initial_field in zip(state._fields, state, initial, strict=True)))
+        if isinstance(state, (list, tuple)):
+            return type(state)(self._write_rows(part, initial_part, rows, f"{name}[{index}]")
+                               for index, (part, initial_part) in enumerate(zip(state, initial, strict=True)))
+        raise TypeError(f"the state of {name} must hold tensors, NamedTuples, lists or None, got {_describe(state)}")
+
+    def keep_rows(self, rows: Tensor) -> None:
+        self.state = self._select_rows(self.state, rows, "model")
+
+    def _select_rows(self, state: Any, rows: Tensor, name: str) -> Any:
+        if isinstance(state, Tensor):
+            self._check_rows(state, name)
+            return state.index_select(0, rows.to(state.device))
+        if state is None:
+            return None
+        if isinstance(state, tuple) and hasattr(state, "_fields"):
+            return type(state)(*(self._select_rows(field, rows, f"{name}.{key}")
+                                 for key, field in zip(state._fields, state, strict=True)))
+        if isinstance(state, (list, tuple)):
+            return type(state)(self._select_rows(part, rows, f"{name}[{index}]") for index, part in enumerate(state))
+        raise TypeError(f"the state of {name} must hold tensors, NamedTuples, lists or None, got {_describe(state)}")
+
+    def _check_rows(self, state: Tensor, name: str) -> None:
+        if state.dim() == 0 or state.shape[0] != self._rows:
+            raise ValueError(f"the state tensor {name} must have one row per sample, [{self._rows}, ...], got shape "
+                             f"{tuple(state.shape)}: stream_early_exit cannot give its rows to new samples")
+
+
+def stream_early_exit(
+    model: nn.Module,
+    inputs: Tensor | Iterable[Tensor] | Iterable[tuple[Tensor, Tensor]],
+    rule: early_exit.ExitRule,
+    *,
+    slots: int,
+    target: Tensor | None = None,
+    time_dim: int = 0,
+    device: torch.device | str | None = None,
+) -> early_exit.ExitReport:
+    """Early-exit inference of a Norse cell model with continuous batching: ``slots`` batch rows, each at its own
+    step, a new sample taking the row of one that exited.
+
+    ``model`` is a cell (``LIFCell``, ``LIFBoxCell``, ``LIFRecurrentCell``, ...) or a ``SequentialState`` of
+    layers and cells, stepped as in :func:`run_early_exit` (its state starts as ``None`` and is passed back at
+    every step; time-looping modules are refused). When a sample exits, the state of its row in every cell is
+    set to the cell's initial state (what the cell builds from ``state=None``: ``v = v_leak`` for LIF cells), and
+    the next waiting sample starts there; once none waits, finished rows are dropped. The decisions equal
+    :func:`run_early_exit`'s and ``evaluate(rule, full_recording, target)``'s; only the work changes. See
+    :func:`spikemax_plugins.early_exit.stream` for the arguments and the report::
+
+        report = spikemax_norse.stream_early_exit(cells, test_inputs, rule, target=test_labels, slots=128)
+        report.accuracy, report.sample_steps_simulated  # rows stepped, against N * T for the full window
+
+    Shape:
+        - inputs: ``(T, N, ...)`` (time at ``time_dim``), T equal to the rule's; or an iterable of ``(T, b, ...)``
+          batches or of ``(inputs, target)`` pairs (a ``DataLoader`` with time-first collation)
+        - target: ``(N)``, optional
+        - output: :class:`~spikemax_plugins.early_exit.ExitReport` over the ``N`` samples
+    """
+    slots_network = _NorseSlots(model)
+    try:
+        return early_exit.stream(slots_network, inputs, rule, slots=slots, target=target, time_dim=time_dim,
+                                 device=device)
+    finally:
+        slots_network.close()
 
 
 _REGISTERED: dict[ModuleType, tuple[Any, ...]] = {

@@ -26,6 +26,8 @@ table of snnTorch's built-in losses, so they cannot run these losses (in snnTorc
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
+
 try:
     import snntorch.functional as snntorch_functional
     from snntorch.functional.loss import LossFunctions
@@ -37,6 +39,7 @@ except ModuleNotFoundError as error:
         name="snntorch",
     ) from error
 
+import torch
 from torch import Tensor, nn
 
 from spikemax_plugins import _registration, _validation, early_exit, functional, metrics
@@ -47,6 +50,7 @@ __all__ = [
     "accuracy_over_time",
     "time_to_decision",
     "run_early_exit",
+    "stream_early_exit",
     "register",
     "unregister",
 ]
@@ -217,20 +221,122 @@ def run_early_exit(
         - inputs: ``(T, B, ...)`` (time at ``time_dim``), T equal to the rule's
         - target: ``(B)``, optional
     """
-    import snntorch.utils
-
     if not isinstance(net, nn.Module):
         raise TypeError(f"net must be a torch.nn.Module (an snnTorch network), got {type(net).__name__}")
+    _reset_every_neuron(net)
+
+    def step(step_input: Tensor) -> Tensor:
+        return _output_spikes(net(step_input))
+
+    return early_exit.run(step, inputs, rule, target=target, time_dim=time_dim)
+
+
+def _reset_every_neuron(net: nn.Module) -> None:
+    import snntorch.utils
+
     # snntorch.utils.reset(net) only looks at net's direct children: a network nested in another module would
     # keep the membrane state of the previous batch. Resetting at every level reaches every neuron.
     for module in net.modules():
         snntorch.utils.reset(module)
 
-    def step(step_input: Tensor) -> Tensor:
-        output = net(step_input)
-        return output[0] if isinstance(output, tuple) else output
 
-    return early_exit.run(step, inputs, rule, target=target, time_dim=time_dim)
+def _output_spikes(output: Tensor | tuple[Tensor, ...]) -> Tensor:
+    """The spikes of one step: the last ``Leaky(output=True)`` returns ``(spk, mem)``, a plain layer ``spk``."""
+    return output[0] if isinstance(output, tuple) else output
+
+
+class _SnnTorchSlots:
+    """An snnTorch network as an :class:`~spikemax_plugins.early_exit.SlotNetwork`: one batch row a sample.
+
+    snnTorch keeps every neuron's per-sample state (``mem``; ``syn``; ``syn_exc``, ``syn_inh``; ``spk`` of the
+    recurrent neurons) as *non-persistent* buffers of its ``SpikingNeuron`` modules, and its parameters
+    (``beta``, ``threshold``, ...) as persistent ones; the state is created lazily, as zeros shaped like the
+    input, and ``snntorch.utils.reset`` sets it to zeros. So the state of a row is the row of every
+    non-persistent buffer whose first dimension is the number of live rows: a new sample's row is zeroed, and
+    dropping rows indexes that dimension. A buffer of another first dimension (not created yet) is left to
+    snnTorch, which re-creates it as zeros when its shape differs from the input's.
+    """
+
+    def __init__(self, net: object) -> None:
+        import snntorch
+
+        if not isinstance(net, nn.Module):
+            raise TypeError(f"net must be a torch.nn.Module (an snnTorch network), got {type(net).__name__}")
+        self.net = net
+        self._states: list[tuple[nn.Module, tuple[str, ...]]] = []  # (neuron, names of its state buffers)
+        for name, module in net.named_modules():
+            if not isinstance(module, snntorch.SpikingNeuron):
+                continue
+            # What state_dict leaves out is the state: snnTorch registers it with persistent=False.
+            state_names = tuple(key for key in module._buffers if key in module._non_persistent_buffers_set)
+            if not state_names:
+                raise TypeError(
+                    f"net.{name} ({type(module).__name__}) keeps no per-sample state buffer, so it is not a "
+                    "step-by-step snnTorch neuron (time-parallel neurons such as StateLeaky read the first "
+                    "dimension of their input as time); stream_early_exit needs neurons stepped one step a call"
+                )
+            self._states.append((module, state_names))
+        if not any(getattr(module, "init_hidden", False) for module, _ in self._states):
+            raise ValueError(
+                f"net must contain snnTorch neurons built with init_hidden=True, which keep their state between "
+                f"calls; {type(net).__name__} has none"
+            )
+        self._rows = 0  # live rows at the last step
+
+    def step(self, x: Tensor) -> Tensor:
+        self._rows = x.shape[0]
+        return _output_spikes(self.net(x))
+
+    def _each_state(self, update: Callable[[Tensor], Tensor]) -> None:
+        for module, names in self._states:
+            for name in names:
+                value = getattr(module, name)
+                if isinstance(value, Tensor) and value.dim() and value.shape[0] == self._rows:
+                    setattr(module, name, update(value))  # a registered buffer: stays one
+
+    def reset_rows(self, rows: Tensor) -> None:
+        # Out of place: the old tensor may be what the network returned (RLeaky's spk).
+        self._each_state(lambda value: value.index_fill(0, rows.to(value.device), 0))
+
+    def keep_rows(self, rows: Tensor) -> None:
+        self._each_state(lambda value: value.index_select(0, rows.to(value.device)))
+
+
+def stream_early_exit(
+    net: nn.Module,
+    inputs: Tensor | Iterable[Tensor] | Iterable[tuple[Tensor, Tensor]],
+    rule: early_exit.ExitRule,
+    *,
+    slots: int,
+    target: Tensor | None = None,
+    time_dim: int = 0,
+    device: torch.device | str | None = None,
+) -> early_exit.ExitReport:
+    """Early-exit inference of an snnTorch network with continuous batching: ``slots`` batch rows, each at its
+    own step, a new sample taking the row of one that exited.
+
+    ``net`` is reset and stepped as in :func:`run_early_exit` (``init_hidden=True`` neurons, ``net(x)`` per step,
+    the first element of a tuple output). When a sample exits, its row's neuron state (every non-persistent
+    buffer of snnTorch's neurons: ``mem``, ``syn``, ``spk``, ...) is zeroed, as ``snntorch.utils.reset`` would,
+    and the next waiting sample starts there; once none waits, finished rows are dropped. The decisions equal
+    :func:`run_early_exit`'s and ``evaluate(rule, full_recording, target)``'s; only the work changes. See
+    :func:`spikemax_plugins.early_exit.stream` for the arguments and the report::
+
+        report = spikemax_snntorch.stream_early_exit(net, test_inputs, rule, target=test_labels, slots=128)
+        report.accuracy, report.sample_steps_simulated  # rows stepped, against N * T for the full window
+
+    Neurons that read the whole sequence at once (``StateLeaky``, ``LeakyParallel``) cannot be stepped.
+
+    Shape:
+        - inputs: ``(T, N, ...)`` (time at ``time_dim``), T equal to the rule's; or an iterable of ``(T, b, ...)``
+          batches or of ``(inputs, target)`` pairs (a ``DataLoader`` with time-first collation)
+        - target: ``(N)``, optional
+        - output: :class:`~spikemax_plugins.early_exit.ExitReport` over the ``N`` samples
+    """
+    slots_network = _SnnTorchSlots(net)
+    _reset_every_neuron(net)
+    return early_exit.stream(slots_network, inputs, rule, slots=slots, target=target, time_dim=time_dim,
+                             device=device)
 
 
 _REGISTERED = {snntorch_functional: (spikemax_g_loss, spikemax_s_loss, accuracy_over_time, time_to_decision)}
