@@ -288,7 +288,10 @@ class SinabsSlots:
     def keep_rows(self, rows: Tensor) -> None:
         for layer, states in self._states("keep rows"):
             for name, buffer in states.items():
-                setattr(layer, name, buffer.index_select(0, rows.to(buffer.device)))
+                # No rows left: back to sinabs' uninitialised [0], since a state [0, ...] would make its next
+                # forward pick random rows out of nothing (an error) instead of starting at zero.
+                kept = buffer.index_select(0, rows.to(buffer.device)) if rows.numel() else buffer.new_zeros(0)
+                setattr(layer, name, kept)
         self._rows = int(rows.numel())
 
 

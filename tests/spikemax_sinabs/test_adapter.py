@@ -319,3 +319,13 @@ def test_stream_early_exit_equals_evaluate(build, slots):
                                 time_dim=1)
     report = spikemax_sinabs.stream_early_exit(net, test, rule, slots=slots, target=labels)
     assert_report_equals(report, early_exit.evaluate(rule, recording(net, test), labels, time_dim=1))
+
+
+def test_keeping_no_rows_leaves_the_network_usable():
+    net = random_network()
+    slots = spikemax_sinabs.SinabsSlots(net)
+    slots.step(torch.rand(4, NUM_INPUTS))
+    slots.keep_rows(torch.tensor([], dtype=torch.int64))
+    assert net[1].v_mem.shape == (0,)  # sinabs' uninitialised state
+    sinabs.reset_states(net)
+    assert net(torch.rand(3, 5, NUM_INPUTS)).shape == (3, 5, NUM_CLASSES)
