@@ -34,7 +34,8 @@ except ModuleNotFoundError as error:
     if (error.name or "").partition(".")[0] != "spikingjelly":  # a missing dependency of SpikingJelly: report it
         raise
     raise ImportError(
-        'spikemax_spikingjelly needs SpikingJelly, which is not installed: pip install "spikemax-plugins[spikingjelly]"',
+        "spikemax_spikingjelly needs SpikingJelly, which is not installed: "
+        'pip install "spikemax-plugins[spikingjelly]"',
         name="spikingjelly",
     ) from error
 
@@ -232,7 +233,9 @@ class SpikingJellySlots:
                 if isinstance(value, Tensor) and value.dim() >= 1 and value.shape[0] == self._rows:
                     yield module, name, value, reset_value
                 elif not _is_untouched(value, reset_value):
-                    kind = f"a tensor of shape {tuple(value.shape)}" if isinstance(value, Tensor) else type(value).__name__
+                    kind = type(value).__name__
+                    if isinstance(value, Tensor):
+                        kind = f"a tensor of shape {tuple(value.shape)}"
                     raise TypeError(
                         f"cannot {action} of memory {name!r} of {module_name} ({type(module).__name__}): it is {kind}, "
                         f"not per-sample state [S, ...] with S = {self._rows} rows; continuous batching needs "

@@ -327,7 +327,7 @@ def assert_slot_rows_follow_fresh_runs(make_slots: Callable[[], object], record:
                 slots.keep_rows(torch.tensor([1, 2]))
                 samples, started = samples[1:], started[1:]
             own_steps = [step - start for start in started]
-            step_input = torch.stack([inputs[t, s] for t, s in zip(own_steps, samples)])
+            step_input = torch.stack([inputs[t, s] for t, s in zip(own_steps, samples, strict=True)])
             output = slots.step(step_input)
-            wanted = torch.stack([expected[t, s] for t, s in zip(own_steps, samples)])
+            wanted = torch.stack([expected[t, s] for t, s in zip(own_steps, samples, strict=True)])
             assert torch.equal(output, wanted), f"step {step}: rows {samples} at their steps {own_steps}"

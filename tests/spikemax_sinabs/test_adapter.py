@@ -18,7 +18,6 @@ from ..adapters.adapter_helpers import NUM_CLASSES, NUM_INPUTS, assert_same, los
 sinabs = pytest.importorskip("sinabs", reason="needs sinabs")
 import sinabs.activation as sa  # noqa: E402
 import sinabs.layers as sl  # noqa: E402
-
 import spikemax_sinabs  # noqa: E402
 
 MODULE_NAMES = ("SpikeMaxGLoss", "SpikeMaxSLoss", "MSECountLoss")

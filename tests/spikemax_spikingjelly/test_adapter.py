@@ -15,9 +15,8 @@ from ..adapters.adapter_helpers import NUM_CLASSES, NUM_INPUTS, assert_same, los
 
 # The tox core env runs tests/core only; a run without SpikingJelly skips this file.
 sj_functional = pytest.importorskip("spikingjelly.activation_based.functional", reason="needs SpikingJelly")
-from spikingjelly.activation_based import base, layer, neuron  # noqa: E402
-
 import spikemax_spikingjelly  # noqa: E402
+from spikingjelly.activation_based import base, layer, neuron  # noqa: E402
 
 NAMES = ("spikemax_g", "spikemax_s", "accuracy_over_time", "time_to_decision")
 REGISTERED = {sj_functional: NAMES}
