@@ -6,7 +6,7 @@ snnTorch nor Norse. :func:`set_value_checks` / :class:`value_checks` turn the va
 
 from . import early_exit, functional, metrics, modules, reference
 from ._validation import set_value_checks, value_checks, value_checks_enabled
-from .functional import mse_count, spikemax_g, spikemax_s
+from .functional import activity_penalty, mse_count, spikemax_g, spikemax_s
 from .metrics import (
     accuracy,
     accuracy_over_time,
@@ -15,7 +15,7 @@ from .metrics import (
     synaptic_operations,
     time_to_decision,
 )
-from .modules import MSECountLoss, SpikeMaxGLoss, SpikeMaxSLoss
+from .modules import ActivityPenalty, MSECountLoss, SpikeMaxGLoss, SpikeMaxSLoss
 
 __version__ = "0.2.0"
 
@@ -51,4 +51,6 @@ __all__ = [
     "SpikeMaxGLoss",
     "SpikeMaxSLoss",
     "MSECountLoss",
+    "activity_penalty",
+    "ActivityPenalty",
 ]

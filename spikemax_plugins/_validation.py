@@ -215,6 +215,33 @@ def check_spikes(spikes: object, time_dim: int, name: str = "spikes") -> tuple[i
     return num_steps, batch_size, num_outputs
 
 
+def check_layer_spikes(spikes: object, time_dim: int, name: str = "spikes") -> tuple[int, int, int, int]:
+    """Type, dtype and shape of the spikes of any layer: time at ``time_dim``, then batch, then one or more neuron
+    dimensions. Returns ``(time_dim, T, B, N)`` with ``time_dim`` normalised and N the number of neurons."""
+    if not isinstance(spikes, Tensor):
+        raise TypeError(
+            f"{name} must be a torch.Tensor [T, B, *neurons] (time at time_dim), got {type(spikes).__name__}"
+        )
+    if not spikes.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor (binary or graded spikes), got dtype {spikes.dtype}")
+    shape = spikes.shape
+    if len(shape) < 3:
+        raise ValueError(
+            f"{name} must have a time, a batch and at least one neuron dimension ([T, B, *neurons] with time at "
+            f"time_dim), got shape {tuple(shape)}"
+        )
+    time_dim = check_time_dim(time_dim, len(shape))
+    others = [size for dim, size in enumerate(shape) if dim != time_dim]
+    num_steps, batch_size, num_neurons = shape[time_dim], others[0], math.prod(others[1:])
+    if num_steps == 0:
+        raise ValueError(f"{name} must have at least one time step, got T = 0 (shape {tuple(shape)})")
+    if batch_size == 0:
+        raise ValueError(f"{name} must have a non-empty batch, got B = 0 (shape {tuple(shape)})")
+    if num_neurons == 0:
+        raise ValueError(f"{name} must have at least one neuron, got none (shape {tuple(shape)})")
+    return time_dim, num_steps, batch_size, num_neurons
+
+
 def resolve_num_classes(num_outputs: int, num_classes: int | None) -> int:
     """Number of classes C for N output neurons; with population coding N = k * C. ``num_classes`` is checked."""
     if num_classes is None:

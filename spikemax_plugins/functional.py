@@ -28,8 +28,9 @@ from torch import Tensor
 
 from . import _validation as check
 from ._counts import total_counts, window_counts
+from .penalties import activity_penalty
 
-__all__ = ["spikemax_g", "spikemax_s", "mse_count"]
+__all__ = ["spikemax_g", "spikemax_s", "mse_count", "activity_penalty"]
 
 _Options = TypeVar("_Options")
 

@@ -7,8 +7,9 @@ from torch import Tensor, nn
 
 from . import _validation as check
 from . import functional as F
+from . import penalties
 
-__all__ = ["SpikeMaxGLoss", "SpikeMaxSLoss", "MSECountLoss"]
+__all__ = ["SpikeMaxGLoss", "SpikeMaxSLoss", "MSECountLoss", "ActivityPenalty"]
 
 
 class _WeightedLoss(nn.Module):
@@ -122,3 +123,26 @@ class MSECountLoss(_WeightedLoss):
 def _check_weight_classes(weight: Tensor | None, num_classes: int | None) -> None:
     if weight is not None and num_classes is not None and weight.shape[0] != num_classes:
         raise ValueError(f"weight must be [C] = [num_classes] = [{num_classes}], got shape {tuple(weight.shape)}")
+
+
+class ActivityPenalty(nn.Module):
+    """Activity penalty of one layer, see :func:`spikemax_plugins.functional.activity_penalty` (same options).
+
+    Options are checked when the module is built; a bad option raises here, not at the first batch.
+
+    Shape:
+        - spikes: ``(T, B, *neurons)``, or another layout with ``time_dim``
+        - output: scalar, or ``(B)`` with ``reduction="none"``
+    """
+
+    def __init__(
+        self, *, target_rate: float = 0.0, power: int = 1, reduction: str = "mean", time_dim: int = 0
+    ) -> None:
+        super().__init__()
+        self.options = penalties._activity_penalty_options(target_rate, power, reduction, time_dim)
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{key}={value!r}" for key, value in vars(self.options).items())
+
+    def forward(self, spikes: Tensor) -> Tensor:
+        return penalties._activity_penalty(spikes, self.options)

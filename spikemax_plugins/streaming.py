@@ -13,8 +13,15 @@ import torch
 from torch import Tensor
 
 from . import _validation as check
-from .early_exit import ExitRule, _check_exit_target, _report_sums, evaluate
-from .metrics import _correct_count, _correct_over_time, _decision_steps, _operations_per_sample
+from ._decisions import (
+    checked_exit_target,
+    correct_count,
+    correct_over_time,
+    decision_steps,
+    exit_report_sums,
+    operations_per_sample,
+)
+from .early_exit import ExitRule, evaluate
 
 try:
     from torchmetrics import Metric
@@ -67,7 +74,7 @@ class SpikeAccuracy(_CountingMetric):
 
     def update(self, spikes: Tensor, target: Tensor) -> None:
         _check_device(self, spikes, "spikes")
-        self.correct += _correct_count(spikes, target, self.num_classes, self.time_dim)
+        self.correct += correct_count(spikes, target, self.num_classes, self.time_dim)
         self.samples += target.shape[0]
 
     def compute(self) -> Tensor:
@@ -92,7 +99,7 @@ class AccuracyOverTime(_CountingMetric):
 
     def update(self, spikes: Tensor, target: Tensor) -> None:
         _check_device(self, spikes, "spikes")
-        correct = _correct_over_time(spikes, target, self.num_classes, self.time_dim)
+        correct = correct_over_time(spikes, target, self.num_classes, self.time_dim)
         if correct.shape[0] != self.num_steps:
             raise ValueError(
                 f"spikes must have num_steps = {self.num_steps} time steps (dimension time_dim={self.time_dim}), "
@@ -125,7 +132,7 @@ class TimeToDecision(_CountingMetric):
     def update(self, spikes: Tensor, target: Tensor | None = None) -> None:
         """``target`` is accepted (and ignored) so that the metric fits a collection of (spikes, target) metrics."""
         _check_device(self, spikes, "spikes")
-        steps = _decision_steps(spikes, self.num_classes, self.time_dim)
+        steps = decision_steps(spikes, self.num_classes, self.time_dim)
         decided = steps >= 0
         num_steps = spikes.shape[self.time_dim]
         self.decided += decided.sum()
@@ -169,7 +176,7 @@ class SynapticOperations(Metric):
     ) -> None:
         if isinstance(layer_spikes, (list, tuple)) and layer_spikes:
             _check_device(self, layer_spikes[0], "layer_spikes")
-        per_sample = _operations_per_sample(layer_spikes, fan_out, until, self.time_dim)
+        per_sample = operations_per_sample(layer_spikes, fan_out, until, self.time_dim)
         self.operations += per_sample.sum()
         self.samples += per_sample.shape[0]
 
@@ -209,8 +216,8 @@ class EarlyExitMetric(Metric):
     def update(self, spikes: Tensor, target: Tensor) -> None:
         _check_device(self, spikes, "spikes")
         report = evaluate(self.rule, spikes, target, time_dim=self.time_dim)
-        target = _check_exit_target(target, report.exit_step.shape[0], self.rule.num_classes, spikes.device)
-        sums = _report_sums(report.exit_step, report.prediction, report.prediction_set, target, self.rule.num_steps)
+        target = checked_exit_target(target, report.exit_step.shape[0], self.rule.num_classes, spikes.device)
+        sums = exit_report_sums(report.exit_step, report.prediction, report.prediction_set, target, self.rule.num_steps)
         for name, value in sums.items():
             setattr(self, name, getattr(self, name) + value)
         self.samples += report.exit_step.shape[0]

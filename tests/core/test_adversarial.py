@@ -1332,8 +1332,8 @@ def test_synaptic_operations_adversarial(call):
     np.testing.assert_allclose(result.numpy(), expected, rtol=1e-12, atol=0)
 
 
-@given(dtype=st.sampled_from(INDEX_DTYPES), seed=seeds(), streaming=st.booleans())
-def test_synaptic_operations_until_in_every_index_dtype(dtype, seed, streaming):
+@given(dtype=st.sampled_from(INDEX_DTYPES), seed=seeds(), as_metric=st.booleans())
+def test_synaptic_operations_until_in_every_index_dtype(dtype, seed, as_metric):
     """(9) until accepts every index dtype (the check says 'an integer tensor [B]' and is_index_tensor admits
     uint16 / uint32): the result equals the reference, and the same with int64."""
     rng = np.random.default_rng(seed)
@@ -1342,7 +1342,7 @@ def test_synaptic_operations_until_in_every_index_dtype(dtype, seed, streaming):
     tensors = [torch.tensor(layer, dtype=torch.float32) for layer in layers]
     until = torch.tensor(steps).to(dtype)
     expected = reference.synaptic_operations([layer.astype(np.float64) for layer in layers], [3, 1.5], steps)
-    if streaming:
+    if as_metric:
         metric = streaming.SynapticOperations()
         metric.update(tensors, [3, 1.5], until)
         assert metric.compute().item() == pytest.approx(expected.mean(), rel=1e-12)
@@ -1538,7 +1538,7 @@ def test_metric_class_constructors(name, num_classes, time_dim, num_steps, rule)
                     return streaming.AccuracyOverTime(num_steps, num_classes, time_dim=time_dim)
             else:
                 def build():
-                    return getattr(smx_metrics, name)(num_classes, time_dim=time_dim)
+                    return getattr(streaming, name)(num_classes, time_dim=time_dim)
     classify(f"core/metric classes/{name} init", build, faults, values_checked=True)
 
 

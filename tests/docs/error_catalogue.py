@@ -136,6 +136,25 @@ SYNAPTIC_OPERATION_CASES: list[Case] = [
     ("`until` past the last step", _ops([SPIKES], [10], until=torch.tensor([0, 1, 6]))),
 ]
 
+
+def _penalty(**options) -> Callable[[], object]:
+    spikes = options.pop("spikes", SPIKES)
+    return lambda: smx.activity_penalty(spikes, **options)
+
+
+ACTIVITY_PENALTY_CASES: list[Case] = [
+    ("a layer with only two dimensions", _penalty(spikes=SPIKES[0])),
+    ("a layer of integers", _penalty(spikes=SPIKES.long())),
+    ("a layer without neurons (`[T, B, C, 0]`)", _penalty(spikes=torch.zeros(6, 3, 4, 0))),
+    ("`time_dim` outside a 5-D layer's dimensions", _penalty(spikes=torch.zeros(6, 3, 2, 4, 4), time_dim=5)),
+    ("`power` of 3", _penalty(power=3)),
+    ("`power` is a float or a bool", _penalty(power=1.5)),
+    ("`target_rate` above 1", _penalty(target_rate=1.5)),
+    ("`target_rate` is a string", _penalty(target_rate="0.1")),
+    ("a NaN or inf spike (as in the losses)", _penalty(spikes=SPIKES + math.inf)),
+    ("`ActivityPenalty` option (checked when the module is built)", lambda: smx.ActivityPenalty(target_rate=-0.1)),
+]
+
 RULE = early_exit.ExitRule(
     checkpoints=[2, 5], thresholds=torch.tensor([0.5, 0.5]), max_set_size=1, score="probability", smoothing=1.0,
     num_classes=4, num_steps=6,
@@ -317,6 +336,11 @@ EDGE_CASES: list[tuple[str, str]] = [
     ("smx.time_to_decision(tied)", "final prediction a tie: -1"),
     ("smx.spikemax_g(only_1.half(), target).dtype", "half-precision spikes are counted in float32"),
     ("torch.equal(smx.spikemax_s(only_1, target, window=6), smx.spikemax_g(only_1, target))", "window = T"),
+    (
+        "smx.activity_penalty(only_1, reduction='none')",
+        "one of 4 neurons fires at every step: a mean firing rate of 0.25 per sample",
+    ),
+    ("smx.activity_penalty(only_1, target_rate=1.0)", "no neuron fires above the target rate: 0"),
 ]
 
 
@@ -350,6 +374,7 @@ ERROR_SECTIONS: dict[str, list[Case]] = {
     "Options": OPTION_CASES,
     "Gradients": GRADIENT_CASES,
     "synaptic_operations": SYNAPTIC_OPERATION_CASES,
+    "activity_penalty": ACTIVITY_PENALTY_CASES,
     "Early exit, streaming metrics and the value-check switch": EARLY_EXIT_CASES,
     "Adapters": ADAPTER_CASES,
 }

@@ -1,0 +1,439 @@
+"""Runners: a rule applied to a recording (:func:`evaluate`), to a batch stepped together (:func:`run`), and to a
+stream of samples in a pool of batch rows that a new sample takes as soon as its sample exits (:func:`stream`).
+
+All three decide through ``rule.decide_rows``, so they give the same decision
+for every sample; only the work the network does differs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+from .. import _validation as check
+from .._counts import decision_dtype, group_population, time_first
+from .rule import (
+    ExitReport,
+    ExitRule,
+    ExitState,
+    _check_spike_values,
+    _require_values,
+    check_step_spikes,
+    decide_rows,
+    make_report,
+    thresholds_by_step,
+)
+
+__all__ = ["evaluate", "run", "stream", "SlotNetwork"]
+
+
+def _check_rule(rule: object) -> ExitRule:
+    if not isinstance(rule, ExitRule):
+        raise TypeError(f"rule must be an ExitRule, got {type(rule).__name__}")
+    return rule
+
+
+# ------------------------------------------------------------------------------------------------- offline
+
+
+def _check_rule_spikes(rule: ExitRule, spikes: Tensor, time_dim: int) -> Tensor:
+    """Validate a recording against a rule; returns the ``[T, B, N]`` view."""
+    _check_rule(rule)
+    time_dim = check.check_time_dim(time_dim)
+    num_steps, _, num_outputs = check.check_spikes(spikes, time_dim)
+    if num_steps != rule.num_steps:
+        raise ValueError(f"spikes must have the rule's T = {rule.num_steps} steps, got {num_steps}")
+    if num_outputs % rule.num_classes:
+        raise ValueError(
+            f"the number of output neurons N = {num_outputs} must be a multiple of the rule's C = {rule.num_classes}"
+        )
+    _require_values(spikes, "spikes")
+    if check.values_checkable(spikes):
+        _check_spike_values(spikes)
+    return time_first(spikes, time_dim)
+
+
+def evaluate(rule: ExitRule, spikes: Tensor, target: Tensor | None = None, *, time_dim: int = 0) -> ExitReport:
+    """Apply ``rule`` to a recording: exactly what :meth:`ExitRule.start` / :meth:`ExitState.update` decide when
+    fed the recording step by step (this function does precisely that).
+
+    Shape:
+        - spikes: ``(T, B, N)`` with the rule's T and ``N = k * C``, or another layout with ``time_dim``
+        - target: ``(B)`` class indices, optional
+        - output: :class:`ExitReport`
+    """
+    steps = _check_rule_spikes(rule, spikes, time_dim)
+    with torch.no_grad():
+        state = rule.start(steps.shape[1], device=steps.device)
+        state._check_values = False  # the whole recording was checked above, in one synchronisation
+        for step in steps:
+            state.update(step)
+        return state.report(target)
+
+
+# ------------------------------------------------------------------------------------------ batch-synchronous
+
+
+def run(
+    step_fn: Callable[[Any], Tensor],
+    inputs: Tensor | Sequence[Any],
+    rule: ExitRule,
+    *,
+    target: Tensor | None = None,
+    time_dim: int = 0,
+) -> ExitReport:
+    """Simulate a batch step by step and stop once every sample of the batch has exited.
+
+    Calls ``step_fn(inputs[t])`` for ``t = 0, 1, ...`` (``inputs`` is a tensor with time at ``time_dim``, or a
+    sequence of per-step inputs); ``step_fn`` returns the output spikes of that step, ``(B, N)``. Samples that
+    exited earlier keep being simulated until the last one exits (the batch steps together), but their later
+    outputs are ignored. ``report.steps_simulated`` says how many steps ran. Runs under ``torch.no_grad()``;
+    checking whether every sample is done costs one host synchronisation per checkpoint. The adapters wrap this
+    for snnTorch (``spikemax_snntorch.run_early_exit``) and Norse (``spikemax_norse.run_early_exit``). On
+    hardware that can re-batch, :func:`stream` turns the saved steps into throughput.
+
+    Shape:
+        - inputs: ``(T, B, ...)`` (time at ``time_dim``), or a sequence of T per-step inputs
+        - target: ``(B)`` class indices, optional
+    """
+    _check_rule(rule)
+    if not callable(step_fn):
+        raise TypeError(f"step_fn must be callable (one step of the network), got {type(step_fn).__name__}")
+    if isinstance(inputs, Tensor):
+        time_dim = check.check_time_dim(time_dim, max(inputs.dim(), 1))
+        per_step: Sequence[Any] = time_first(inputs, time_dim) if time_dim else inputs
+    elif isinstance(inputs, Sequence):
+        per_step = inputs
+    else:
+        raise TypeError(f"inputs must be a tensor or a sequence of per-step inputs, got {type(inputs).__name__}")
+    if len(per_step) != rule.num_steps:
+        raise ValueError(f"inputs must have the rule's T = {rule.num_steps} steps, got {len(per_step)}")
+    checkpoints = set(rule.checkpoints)
+    state: ExitState | None = None
+    with torch.no_grad():
+        for step in range(rule.num_steps):
+            output = _checked_step_output(step_fn(per_step[step]), step, rule, state)
+            if state is None:
+                state = rule.start(output.shape[0], device=output.device)
+            done = state.update(output)
+            # Decisions change only at checkpoints: only there can the last sample have exited.
+            if step in checkpoints and bool(done.all()):
+                break
+        assert state is not None
+        return state.report(target, steps_simulated=state.step)
+
+
+def _checked_step_output(output: object, step: int, rule: ExitRule, state: ExitState | None) -> Tensor:
+    """What ``step_fn`` returned at ``step``: the floating-point output spikes ``[B, N]`` of one step."""
+    if not isinstance(output, Tensor):
+        raise TypeError(
+            f"step_fn must return the output spikes of one step as a tensor [B, N], got {type(output).__name__}"
+        )
+    if not output.is_floating_point():
+        raise TypeError(
+            f"step_fn must return floating-point output spikes [B, N], got dtype {output.dtype} at step {step}"
+        )
+    if output.dim() != 2:
+        raise ValueError(
+            f"step_fn must return the output spikes of one step, [B, N], got shape {tuple(output.shape)} at step {step}"
+        )
+    if output.shape[1] % rule.num_classes:
+        raise ValueError(
+            f"step_fn must return [B, N] with N a multiple of the rule's C = {rule.num_classes}, got shape "
+            f"{tuple(output.shape)} at step {step}"
+        )
+    if state is not None and output.shape[0] != state.batch_size:
+        raise ValueError(
+            f"step_fn returned B = {output.shape[0]} samples at step {step} but B = {state.batch_size} before: the "
+            "batch must stay the same through the steps"
+        )
+    _require_values(output, f"step_fn's output at step {step}")
+    return output
+
+
+# -------------------------------------------------------------------------------------- continuous batching
+
+
+@runtime_checkable
+class SlotNetwork(Protocol):
+    """A network that :func:`stream` steps, one row of the batch per sample in flight (``S`` rows live).
+
+    The host adapters implement it (``spikemax_snntorch``, ``spikemax_norse``, ...); write one for another host
+    in three methods. The engine resets the network before the first step is its caller's job; after that:
+
+    * ``step(x)``: one time step for the live rows: ``x`` ``(S, ...)`` -> output spikes ``(S, N)``.
+    * ``reset_rows(rows)``: a new sample starts in these rows, int64 ``(k)`` indices in ``[0, S)``: their neuron
+      state goes back to the value a freshly reset network starts from.
+    * ``keep_rows(rows)``: only these rows stay, int64 ``(S')`` increasing indices in ``[0, S)``, in this order;
+      the others are dropped and ``S`` becomes ``S'``.
+    """
+
+    def step(self, x: Tensor) -> Tensor: ...
+
+    def reset_rows(self, rows: Tensor) -> None: ...
+
+    def keep_rows(self, rows: Tensor) -> None: ...
+
+
+class _SampleQueue:
+    """The samples waiting for a row, pulled batch by batch from a tensor or an iterable.
+
+    Each batch is kept time-first, ``[T, b, ...]``; samples are numbered in input order as they are pulled.
+    """
+
+    def __init__(self, inputs: object, rule: ExitRule, time_dim: int, device: torch.device | None) -> None:
+        self.rule = rule
+        self.time_dim = time_dim
+        self.device = device
+        self.pulled = 0  # samples taken from the source so far
+        self.targets: list[Tensor] = []  # the targets of (inputs, target) pairs, in input order
+        self.has_pair_targets: bool | None = None
+        self.sample_shape: torch.Size | None = None
+        self.dtype: torch.dtype | None = None
+        self._waiting: list[Tensor] = []  # time-first chunks, [T, b, ...]
+        self._waiting_count = 0
+        if isinstance(inputs, Tensor):
+            self._source: Iterator[Any] | None = iter([inputs])
+        elif isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes)):
+            self._source = iter(inputs)
+        else:
+            raise TypeError(
+                "inputs must be a tensor [T, N, ...] or an iterable of tensors [T, b, ...] or of (inputs, target) "
+                f"pairs, got {type(inputs).__name__}"
+            )
+        self._batch_index = 0
+
+    def _pull(self) -> bool:
+        """Add the next batch of the source to the queue; False when the source is exhausted."""
+        if self._source is None:
+            return False
+        item = next(self._source, None)
+        if item is None:
+            self._source = None
+            return False
+        name = f"inputs batch {self._batch_index}"
+        is_pair = isinstance(item, (tuple, list))
+        if self.has_pair_targets is None:
+            self.has_pair_targets = is_pair
+        elif is_pair != self.has_pair_targets:
+            raise TypeError(f"{name} must be {'an (inputs, target) pair' if self.has_pair_targets else 'a tensor'} "
+                            f"like the batches before it, got {type(item).__name__}")
+        if is_pair:
+            if len(item) != 2:
+                raise ValueError(f"{name} must be an (inputs, target) pair, got a sequence of {len(item)} items")
+            batch, batch_target = item
+        else:
+            batch, batch_target = item, None
+        steps = self._checked_batch(batch, name)
+        if batch_target is not None:
+            if not check.is_index_tensor(batch_target) or batch_target.shape != (steps.shape[1],):
+                what = tuple(batch_target.shape) if isinstance(batch_target, Tensor) else type(batch_target).__name__
+                raise ValueError(f"the target of {name} must be an integer tensor [b] = [{steps.shape[1]}] of class "
+                                 f"indices, got {what}")
+            self.targets.append(batch_target)
+        self._batch_index += 1
+        if steps.shape[1]:
+            self._waiting.append(steps)
+            self._waiting_count += steps.shape[1]
+        return True
+
+    def _checked_batch(self, batch: object, name: str) -> Tensor:
+        if not isinstance(batch, Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor [T, b, ...] (time at time_dim), got {type(batch).__name__}")
+        if batch.dim() < 2:
+            raise ValueError(f"{name} must have a time and a batch dimension, got shape {tuple(batch.shape)}")
+        time_dim = check.check_time_dim(self.time_dim, batch.dim())
+        steps = time_first(batch, time_dim)
+        if steps.shape[0] != self.rule.num_steps:
+            raise ValueError(
+                f"{name} must have the rule's T = {self.rule.num_steps} steps at time_dim={self.time_dim}, got "
+                f"{steps.shape[0]} (shape {tuple(batch.shape)})"
+            )
+        if self.sample_shape is None:
+            self.sample_shape, self.dtype = steps.shape[2:], steps.dtype
+        elif steps.shape[2:] != self.sample_shape or steps.dtype != self.dtype:
+            raise ValueError(
+                f"{name} must hold samples of one step shaped {tuple(self.sample_shape)}, dtype {self.dtype}, like "
+                f"the batches before it, got {tuple(steps.shape[2:])}, {steps.dtype} (shape {tuple(batch.shape)})"
+            )
+        return steps if self.device is None else steps.to(self.device)
+
+    def take(self, count: int) -> Tensor | None:
+        """Up to ``count`` waiting samples as ``[k, T, ...]`` (row-major for the rows' buffer); None if none wait."""
+        while self._waiting_count < count and self._pull():
+            pass
+        if not self._waiting_count:
+            return None
+        chunks, taken = [], 0
+        while taken < count and self._waiting:
+            head = self._waiting[0]
+            use = min(count - taken, head.shape[1])
+            chunks.append(head[:, :use])
+            if use == head.shape[1]:
+                self._waiting.pop(0)
+            else:
+                self._waiting[0] = head[:, use:]
+            taken += use
+        self._waiting_count -= taken
+        self.pulled += taken
+        return torch.cat(chunks, 1).movedim(1, 0) if len(chunks) > 1 else chunks[0].movedim(1, 0)
+
+
+def stream(
+    network: SlotNetwork,
+    inputs: Tensor | Iterable[Tensor] | Iterable[tuple[Tensor, Tensor]],
+    rule: ExitRule,
+    *,
+    slots: int,
+    target: Tensor | None = None,
+    time_dim: int = 0,
+    device: torch.device | str | None = None,
+) -> ExitReport:
+    """Early-exit inference with continuous batching: ``slots`` batch rows, each at its own step.
+
+    Every row holds one sample in flight. After each ``network.step`` the rule decides every row at that row's
+    own step (the same decision as :func:`evaluate`); a row whose sample exits emits the decision and takes the
+    next waiting sample (``network.reset_rows``); once nothing waits, finished rows are dropped
+    (``network.keep_rows``). The network thus simulates each sample only up to its exit, in batches that stay
+    full, instead of stepping a batch until its slowest sample exits (:func:`run`).
+
+    The report is over all samples in input order and equals ``evaluate(rule, full_recording, target)``
+    (prediction, exit step, prediction set, accuracy, coverage) whatever ``slots`` and the batch boundaries of
+    ``inputs``; ``steps_simulated`` counts the network's calls and ``sample_steps_simulated`` the rows it stepped,
+    ``sum(exit_step + 1)`` (the full window costs ``N * T``). Runs under ``torch.no_grad()``; one host
+    synchronisation per step (which rows exited), plus the value check of the outputs when value checks are on.
+
+    Args:
+        network: a :class:`SlotNetwork`, reset before the call (the host adapters' ``stream_early_exit`` do it).
+        inputs: a tensor ``(T, N, ...)`` with time at ``time_dim``, or an iterable of tensors ``(T, b, ...)`` or
+            of ``(inputs, target)`` pairs (a ``DataLoader`` with time-first collation works as is); batches are
+            pulled only as rows free up, so the stream need not fit in memory.
+        rule: the :class:`ExitRule`; its T must be the inputs'.
+        slots: the number of batch rows, ``>= 1``.
+        target: ``(N)`` class indices for accuracy and coverage; with ``(inputs, target)`` pairs, leave it None.
+        device: where the rows' inputs are kept and fed to the network (default: where they come from).
+
+    Shape:
+        - one step fed to ``network.step``: ``(S, ...)``, ``S <= slots`` live rows; its output ``(S, N)``
+        - output: :class:`ExitReport` over the ``N`` samples
+    """
+    if not isinstance(network, SlotNetwork):
+        raise TypeError(
+            "network must implement the SlotNetwork protocol (step, reset_rows, keep_rows), got "
+            f"{type(network).__name__}"
+        )
+    _check_rule(rule)
+    slots = check.check_int(slots, "slots", minimum=1)
+    if isinstance(time_dim, bool) or not isinstance(time_dim, int):
+        raise TypeError(f"time_dim must be an int, got {type(time_dim).__name__}")
+    if target is not None and not check.is_index_tensor(target):
+        kind = f"a tensor of dtype {target.dtype}" if isinstance(target, Tensor) else type(target).__name__
+        raise TypeError(f"target must be an integer tensor of class indices [N], got {kind}")
+    queue = _SampleQueue(inputs, rule, time_dim, None if device is None else torch.device(device))
+    with torch.no_grad():
+        first = queue.take(slots)  # [S, T, ...], a view of the caller's inputs
+        if first is None:
+            raise ValueError("inputs hold no sample: early exit needs at least one")
+        if queue.has_pair_targets and target is not None:
+            raise ValueError("target must be None when inputs yield (inputs, target) pairs: they carry it")
+        # The rows' buffer is written as samples come and go: never the caller's tensor.
+        row_inputs = first.clone(memory_format=torch.contiguous_format)
+        engine = _Engine(network, rule, row_inputs, check.values_checkable(row_inputs))
+        while engine.live_rows:
+            exited = engine.step()
+            if exited.numel():
+                engine.refill(exited, queue)
+        decisions = engine.decisions()
+        if queue.has_pair_targets:
+            target = torch.cat(queue.targets).to(decisions[0].device)
+        if target is not None and target.shape != (queue.pulled,):
+            raise ValueError(f"target must be [N] = [{queue.pulled}] (one class per input sample), got shape "
+                             f"{tuple(target.shape)}")
+        return make_report(rule, *decisions, target, steps_simulated=engine.calls,
+                           sample_steps_simulated=engine.sample_steps)
+
+
+class _Engine:
+    """The rows in flight: each row's sample number, step, running counts and inputs; the decisions made."""
+
+    def __init__(self, network: SlotNetwork, rule: ExitRule, row_inputs: Tensor, check_values: bool) -> None:
+        self.network, self.rule = network, rule
+        self.row_inputs = row_inputs  # [S, T, ...]
+        rows = row_inputs.shape[0]
+        self.row_sample = torch.arange(rows, device=row_inputs.device)
+        self.row_step = torch.zeros(rows, dtype=torch.int64, device=row_inputs.device)
+        self.row_counts: Tensor | None = None  # [S, C], on the outputs' device once the first step ran
+        self.check_values = check_values
+        self.calls = self.sample_steps = 0
+        self._tables: tuple[Tensor, Tensor] | None = None
+        self._exits: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # (samples, steps, predictions, sets)
+
+    @property
+    def live_rows(self) -> int:
+        return self.row_inputs.shape[0]
+
+    def step(self) -> Tensor:
+        """One network call for every live row; returns the rows whose samples exit now, int64 ``(k)``."""
+        rows = self.live_rows
+        input_device = self.row_inputs.device
+        x = self.row_inputs[torch.arange(rows, device=input_device), self.row_step.to(input_device)]
+        output = self.network.step(x)
+        what = f"network.step's output at call {self.calls}"
+        if self.row_counts is None:
+            device = check_step_spikes(output, rows, self.rule, output.device if isinstance(output, Tensor) else
+                                       torch.device("cpu"), what).device
+            self.row_counts = torch.zeros(rows, self.rule.num_classes, dtype=decision_dtype(device), device=device)
+            self._tables = thresholds_by_step(self.rule, device)
+            self.row_step, self.row_sample = self.row_step.to(device), self.row_sample.to(device)
+        check_step_spikes(output, rows, self.rule, self.row_counts.device, what)
+        if self.check_values and check.values_checkable(output):
+            _check_spike_values(output, what)
+        self.calls += 1
+        self.sample_steps += rows
+        self.row_counts = self.row_counts + group_population(output.to(self.row_counts.dtype), self.rule.num_classes)
+        thresholds, is_checkpoint = self._tables
+        exits, prediction, admitted = decide_rows(
+            self.rule,
+            self.row_counts,
+            thresholds[self.row_step].unsqueeze(-1),
+            is_checkpoint[self.row_step],
+            self.row_step == self.rule.num_steps - 1,
+        )
+        exited = exits.nonzero().squeeze(-1)
+        if exited.numel():
+            self._exits.append(
+                (self.row_sample[exited], self.row_step[exited], prediction[exited], admitted[exited])
+            )
+        self.row_step = self.row_step + 1
+        return exited
+
+    def refill(self, exited: Tensor, queue: _SampleQueue) -> None:
+        """New samples into the exited rows while any wait; the rest of the exited rows are dropped."""
+        new_inputs = queue.take(exited.numel())
+        taken = 0 if new_inputs is None else new_inputs.shape[0]
+        if taken:
+            assert new_inputs is not None
+            rows = exited[:taken]
+            self.network.reset_rows(rows)
+            self.row_inputs[rows.to(self.row_inputs.device)] = new_inputs
+            self.row_sample[rows] = torch.arange(queue.pulled - taken, queue.pulled, device=rows.device)
+            self.row_step[rows] = 0
+            self.row_counts[rows] = 0
+        if taken < exited.numel():
+            keep = torch.ones(self.live_rows, dtype=torch.bool, device=exited.device)
+            keep[exited[taken:]] = False
+            kept = keep.nonzero().squeeze(-1)
+            self.network.keep_rows(kept)
+            self.row_inputs = self.row_inputs[kept.to(self.row_inputs.device)]
+            self.row_sample, self.row_step, self.row_counts = (
+                self.row_sample[kept], self.row_step[kept], self.row_counts[kept]
+            )
+
+    def decisions(self) -> tuple[Tensor, Tensor, Tensor]:
+        """``(exit_step, prediction, prediction_set)`` of every sample, in input order."""
+        samples, steps, predictions, sets = (torch.cat(parts) for parts in zip(*self._exits, strict=True))
+        order = samples.argsort()
+        return steps[order], predictions[order], sets[order]
