@@ -299,3 +299,35 @@ def assert_early_exit_runs_without_training(run_early_exit, network: CountingNet
     network.calls = 0
     report = run_early_exit(network, task.test_inputs[:, :8], confident)
     assert network.calls == report.steps_simulated < num_steps
+
+
+# --- continuous batching: a host's SlotNetwork, checked without the engine -----------------------------------
+
+
+def assert_slot_rows_follow_fresh_runs(make_slots: Callable[[], object], record: Callable[[Tensor], Tensor],
+                                       inputs: Tensor) -> None:
+    """A host's SlotNetwork resets and keeps rows exactly.
+
+    ``inputs`` is time first, ``[T >= 10, 5, ...]``; ``record(inputs)`` runs a freshly reset network over the whole
+    recording and returns its outputs ``[T, 5, N]``; ``make_slots()`` returns the SlotNetwork of a freshly reset
+    network. Rows 0, 1, 2 start with samples 0, 1, 2; after 4 steps row 1 is reset and takes sample 3 from its
+    first step; after 8 steps only rows [1, 2] are kept. Every output equals that sample's output at its own step
+    in the full recording.
+    """
+    expected = record(inputs)
+    assert expected.sum() > 0, "the test network never spikes: the check would be vacuous"
+    slots = make_slots()
+    samples, started = [0, 1, 2], [0, 0, 0]  # which sample each row holds, and the step at which it started
+    with torch.no_grad():
+        for step in range(10):
+            if step == 4:
+                slots.reset_rows(torch.tensor([1]))
+                samples[1], started[1] = 3, 4
+            if step == 8:
+                slots.keep_rows(torch.tensor([1, 2]))
+                samples, started = samples[1:], started[1:]
+            own_steps = [step - start for start in started]
+            step_input = torch.stack([inputs[t, s] for t, s in zip(own_steps, samples, strict=True)])
+            output = slots.step(step_input)
+            wanted = torch.stack([expected[t, s] for t, s in zip(own_steps, samples, strict=True)])
+            assert torch.equal(output, wanted), f"step {step}: rows {samples} at their steps {own_steps}"

@@ -1,4 +1,4 @@
-"""Every public name of spikemax_plugins, spikemax_snntorch and spikemax_norse appears in docs/api/*.md.
+"""Every public name of spikemax_plugins and of each adapter (spikemax_snntorch, ...) appears in docs/api/*.md.
 
 A name counts as documented when a ``::: module`` directive renders it (the module's whole public API, or the
 names listed under ``members:``), when a directive names it directly (``::: module.name``), or when the page
@@ -64,7 +64,7 @@ def documented_paths() -> tuple[set[str], str]:
     return rendered, text
 
 
-PACKAGES = ["spikemax_plugins", "spikemax_snntorch", "spikemax_norse"]
+PACKAGES = ["spikemax_plugins", "spikemax_snntorch", "spikemax_norse", "spikemax_spikingjelly", "spikemax_sinabs"]
 
 
 def modules_to_check(package: str) -> list[ModuleType]:

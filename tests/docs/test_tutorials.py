@@ -44,6 +44,24 @@ def test_norse_tutorial_learns(tutorial):
     assert results["output_spikes_per_sample"] > 0, results
 
 
+def test_spikingjelly_tutorial_learns_and_exits_early(tutorial):
+    pytest.importorskip("spikingjelly.activation_based")
+    results = tutorial("spikingjelly_spikemax").main()
+    assert results["test_accuracy"] >= results["chance"] + 0.5, results
+    assert results["final_loss"] < math.log(4) / 2, results
+    assert results["early_exit_accuracy"] >= results["test_accuracy"] - 0.05, results
+    assert results["exit_fraction"] < 0.9 and results["step_mode_after"] == "m", results
+
+
+def test_sinabs_tutorial_learns_and_exits_early(tutorial):
+    pytest.importorskip("sinabs")
+    results = tutorial("sinabs_spikemax").main()
+    assert results["test_accuracy"] >= results["chance"] + 0.5, results
+    assert results["final_loss"] < math.log(4) / 2, results
+    assert results["early_exit_accuracy"] >= results["test_accuracy"] - 0.05, results
+    assert results["exit_fraction"] < 0.9, results
+
+
 def test_latency_tutorial_reads_consistent_latencies(tutorial):
     pytest.importorskip("snntorch")
     results = tutorial("decision_latency").main()
