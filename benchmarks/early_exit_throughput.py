@@ -46,7 +46,9 @@ def _bench():
     from spikemax_bench.data import load_dataset
     from spikemax_bench.models import build_network
     from spikemax_bench.models.slots import NetworkSlots
-    from spikemax_bench.run import make_loader, make_loss, train_network
+    from spikemax_bench.loaders import make_loader
+    from spikemax_bench.sweep import make_loss
+    from spikemax_bench.train import train_network
 
     return provenance, load_dataset, build_network, NetworkSlots, make_loader, make_loss, train_network
 

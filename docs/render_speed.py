@@ -1,11 +1,13 @@
-"""Put the committed loss-speed table into README.md and docs/results.md (between ``<!-- loss-speed -->`` and
-``<!-- /loss-speed -->``).
+"""Put the committed speed tables into README.md and docs/results.md: the loss speed (between
+``<!-- loss-speed -->`` and ``<!-- /loss-speed -->``) and the early-exit throughput (``<!-- early-exit-throughput
+-->`` ... ``<!-- /early-exit-throughput -->``).
 
-    python benchmarks/loss_speed.py --out docs/results/loss_speed   # measure (writes results.json, results.md)
-    python docs/render_speed.py [--check]                          # publish, or check what is published
+    python benchmarks/loss_speed.py --out docs/results/loss_speed                       # measure
+    python benchmarks/early_exit_throughput.py --out docs/results/early_exit_throughput  # measure
+    python docs/render_speed.py [--check]                                              # publish, or check
 
-The table is ``docs/results/loss_speed/results.md`` verbatim, never typed: ``--check`` exits 1 with a diff when
-a page differs from it (a test runs the check).
+Each table is its ``results.md`` verbatim, never typed: ``--check`` exits 1 with a diff when a page differs from
+it (a test runs the check).
 """
 
 from __future__ import annotations
@@ -16,29 +18,34 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "docs" / "results" / "loss_speed" / "results.md"
 PAGES = [ROOT / "README.md", ROOT / "docs" / "results.md"]
-BLOCK = re.compile(r"(<!-- loss-speed -->\n)(.*?)(<!-- /loss-speed -->)", re.DOTALL)
+TABLES = {  # block name -> committed table
+    "loss-speed": ROOT / "docs" / "results" / "loss_speed" / "results.md",
+    "early-exit-throughput": ROOT / "docs" / "results" / "early_exit_throughput" / "results.md",
+}
 
 
-def rendered(page: Path, text: str, table: str) -> str:
-    if not BLOCK.search(text):
-        raise SystemExit(f"{page} has no <!-- loss-speed --> ... <!-- /loss-speed --> block")
-    return BLOCK.sub(lambda match: match[1] + table + match[3], text, count=1)
+def rendered(page: Path, text: str, name: str, table: str) -> str:
+    block = re.compile(rf"(<!-- {name} -->\n)(.*?)(<!-- /{name} -->)", re.DOTALL)
+    if not block.search(text):
+        raise SystemExit(f"{page} has no <!-- {name} --> ... <!-- /{name} --> block")
+    return block.sub(lambda match: match[1] + table + match[3], text, count=1)
 
 
 def main(argv: list[str]) -> int:
     if argv not in ([], ["--check"]):
         raise SystemExit(f"usage: python docs/render_speed.py [--check], got {argv}")
-    table = RESULTS.read_text(encoding="utf-8")
+    tables = {name: path.read_text(encoding="utf-8") for name, path in TABLES.items()}
     stale = 0
     for page in PAGES:
         text = page.read_text(encoding="utf-8")
-        new = rendered(page, text, table)
+        new = text
+        for name, table in tables.items():
+            new = rendered(page, new, name, table)
         if argv == ["--check"] and new != text:
             name = str(page.relative_to(ROOT))
             sys.stdout.writelines(difflib.unified_diff(text.splitlines(True), new.splitlines(True), name,
-                                                       f"{name} as the committed loss-speed results render it"))
+                                                       f"{name} as the committed speed results render it"))
             stale += 1
         elif not argv:
             page.write_text(new, encoding="utf-8")

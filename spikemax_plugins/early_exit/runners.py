@@ -7,7 +7,7 @@ for every sample; only the work the network does differs.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import torch
@@ -15,6 +15,7 @@ from torch import Tensor
 
 from .. import _validation as check
 from .._counts import decision_dtype, group_population, time_first
+from ._inputs import BufferedInputs, SampleQueue, WholeInputs
 from .rule import (
     ExitReport,
     ExitRule,
@@ -178,116 +179,6 @@ class SlotNetwork(Protocol):
     def keep_rows(self, rows: Tensor) -> None: ...
 
 
-class _SampleQueue:
-    """The samples waiting for a row, pulled batch by batch from a tensor or an iterable.
-
-    Each batch is kept time-first, ``[T, b, ...]``; samples are numbered in input order as they are pulled.
-    """
-
-    def __init__(self, inputs: object, rule: ExitRule, time_dim: int, device: torch.device | None) -> None:
-        self.rule = rule
-        self.time_dim = time_dim
-        self.device = device
-        self.pulled = 0  # samples taken from the source so far
-        self.targets: list[Tensor] = []  # the targets of (inputs, target) pairs, in input order
-        self.has_pair_targets: bool | None = None
-        self.sample_shape: torch.Size | None = None
-        self.dtype: torch.dtype | None = None
-        self._waiting: list[Tensor] = []  # time-first chunks, [T, b, ...]
-        self._waiting_count = 0
-        if isinstance(inputs, Tensor):
-            self._source: Iterator[Any] | None = iter([inputs])
-        elif isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes)):
-            self._source = iter(inputs)
-        else:
-            raise TypeError(
-                "inputs must be a tensor [T, N, ...] or an iterable of tensors [T, b, ...] or of (inputs, target) "
-                f"pairs, got {type(inputs).__name__}"
-            )
-        self._batch_index = 0
-
-    def _pull(self) -> bool:
-        """Add the next batch of the source to the queue; False when the source is exhausted."""
-        if self._source is None:
-            return False
-        item = next(self._source, None)
-        if item is None:
-            self._source = None
-            return False
-        name = f"inputs batch {self._batch_index}"
-        is_pair = isinstance(item, (tuple, list))
-        if self.has_pair_targets is None:
-            self.has_pair_targets = is_pair
-        elif is_pair != self.has_pair_targets:
-            raise TypeError(f"{name} must be {'an (inputs, target) pair' if self.has_pair_targets else 'a tensor'} "
-                            f"like the batches before it, got {type(item).__name__}")
-        if is_pair:
-            if len(item) != 2:
-                raise ValueError(f"{name} must be an (inputs, target) pair, got a sequence of {len(item)} items")
-            batch, batch_target = item
-        else:
-            batch, batch_target = item, None
-        steps = self._checked_batch(batch, name)
-        if batch_target is not None:
-            if not check.is_index_tensor(batch_target) or batch_target.shape != (steps.shape[1],):
-                what = tuple(batch_target.shape) if isinstance(batch_target, Tensor) else type(batch_target).__name__
-                raise ValueError(f"the target of {name} must be an integer tensor [b] = [{steps.shape[1]}] of class "
-                                 f"indices, got {what}")
-            self.targets.append(batch_target)
-        self._batch_index += 1
-        self._whole = steps
-        if steps.shape[1]:
-            self._waiting.append(steps)
-            self._waiting_count += steps.shape[1]
-        return True
-
-    def _checked_batch(self, batch: object, name: str) -> Tensor:
-        if not isinstance(batch, Tensor):
-            raise TypeError(f"{name} must be a torch.Tensor [T, b, ...] (time at time_dim), got {type(batch).__name__}")
-        if batch.dim() < 2:
-            raise ValueError(f"{name} must have a time and a batch dimension, got shape {tuple(batch.shape)}")
-        time_dim = check.check_time_dim(self.time_dim, batch.dim())
-        steps = time_first(batch, time_dim)
-        if steps.shape[0] != self.rule.num_steps:
-            raise ValueError(
-                f"{name} must have the rule's T = {self.rule.num_steps} steps at time_dim={self.time_dim}, got "
-                f"{steps.shape[0]} (shape {tuple(batch.shape)})"
-            )
-        if self.sample_shape is None:
-            self.sample_shape, self.dtype = steps.shape[2:], steps.dtype
-        elif steps.shape[2:] != self.sample_shape or steps.dtype != self.dtype:
-            raise ValueError(
-                f"{name} must hold samples of one step shaped {tuple(self.sample_shape)}, dtype {self.dtype}, like "
-                f"the batches before it, got {tuple(steps.shape[2:])}, {steps.dtype} (shape {tuple(batch.shape)})"
-            )
-        return steps if self.device is None else steps.to(self.device)
-
-    @property
-    def whole(self) -> Tensor:
-        """The one tensor a tensor source held, time-first (checked, on ``device``)."""
-        return self._whole
-
-    def take(self, count: int) -> Tensor | None:
-        """Up to ``count`` waiting samples as ``[T, k, ...]``; None if none wait."""
-        while self._waiting_count < count and self._pull():
-            pass
-        if not self._waiting_count:
-            return None
-        chunks, taken = [], 0
-        while taken < count and self._waiting:
-            head = self._waiting[0]
-            use = min(count - taken, head.shape[1])
-            chunks.append(head[:, :use])
-            if use == head.shape[1]:
-                self._waiting.pop(0)
-            else:
-                self._waiting[0] = head[:, use:]
-            taken += use
-        self._waiting_count -= taken
-        self.pulled += taken
-        return torch.cat(chunks, 1) if len(chunks) > 1 else chunks[0]
-
-
 def stream(
     network: SlotNetwork,
     inputs: Tensor | Iterable[Tensor] | Iterable[tuple[Tensor, Tensor]],
@@ -338,7 +229,7 @@ def stream(
     if target is not None and not check.is_index_tensor(target):
         kind = f"a tensor of dtype {target.dtype}" if isinstance(target, Tensor) else type(target).__name__
         raise TypeError(f"target must be an integer tensor of class indices [N], got {kind}")
-    queue = _SampleQueue(inputs, rule, time_dim, None if device is None else torch.device(device))
+    queue = SampleQueue(inputs, rule, time_dim, None if device is None else torch.device(device))
     with torch.no_grad():
         first = queue.take(slots)  # [T, S, ...], a view of the caller's inputs
         if first is None:
@@ -346,9 +237,9 @@ def stream(
         if queue.has_pair_targets and target is not None:
             raise ValueError("target must be None when inputs yield (inputs, target) pairs: they carry it")
         if isinstance(inputs, Tensor):
-            store: _WholeInputs | _BufferedInputs = _WholeInputs(queue.whole)
+            store: WholeInputs | BufferedInputs = WholeInputs(queue.whole)
         else:
-            store = _BufferedInputs(first)
+            store = BufferedInputs(first)
         engine = _Engine(network, rule, store, first.shape[1], check.values_checkable(first))
         while engine.live_rows:
             exited = engine.step()
@@ -364,53 +255,11 @@ def stream(
                            sample_steps_simulated=engine.sample_steps)
 
 
-class _WholeInputs:
-    """Inputs given as one tensor: each row reads its sample's step straight from it (column = sample number)."""
-
-    def __init__(self, steps: Tensor) -> None:
-        self.steps = steps  # [T, N, ...], a view of the caller's tensor: only read, and only what is simulated
-        self.device = steps.device
-        self._flat = steps.view(steps.shape[0] * steps.shape[1], -1) if steps.is_contiguous() else None
-
-    def gather(self, row_step: Tensor, row_column: Tensor) -> Tensor:
-        """One step of every row, ``[S, ...]``."""
-        if self._flat is None:
-            return self.steps[row_step, row_column]
-        return self._flat.index_select(0, row_step * self.steps.shape[1] + row_column).view(
-            row_step.shape[0], *self.steps.shape[2:]
-        )
-
-    def put(self, columns: Tensor, samples: Tensor, first_sample: int) -> Tensor:
-        """New samples ``[T, k, ...]`` for rows that read ``columns``; returns the columns they read now."""
-        return torch.arange(first_sample, first_sample + samples.shape[1], device=columns.device)
-
-
-class _BufferedInputs:
-    """Inputs pulled batch by batch: the samples in flight are copied into one buffer ``[T, S0, ...]`` (``S0`` the
-    rows at the start, which only shrink); a new sample takes the column of the row's previous one."""
-
-    def __init__(self, first: Tensor) -> None:
-        num_steps, columns = first.shape[:2]
-        # [T * S0, features], never the caller's tensor: gathering rows of a 2-D tensor takes torch's fast kernel.
-        self.buffer = first.reshape(num_steps * columns, -1).clone()
-        self.sample_shape, self.columns, self.device = first.shape[2:], columns, first.device
-
-    def gather(self, row_step: Tensor, row_column: Tensor) -> Tensor:
-        return self.buffer.index_select(0, row_step * self.columns + row_column).view(
-            row_step.shape[0], *self.sample_shape
-        )
-
-    def put(self, columns: Tensor, samples: Tensor, first_sample: int) -> Tensor:
-        num_steps, count = samples.shape[:2]
-        self.buffer.view(num_steps, self.columns, -1)[:, columns] = samples.reshape(num_steps, count, -1)
-        return columns
-
-
 class _Engine:
     """The rows in flight: each row's sample number, step, running counts and input column; the decisions made."""
 
     def __init__(
-        self, network: SlotNetwork, rule: ExitRule, inputs: _WholeInputs | _BufferedInputs, rows: int,
+        self, network: SlotNetwork, rule: ExitRule, inputs: WholeInputs | BufferedInputs, rows: int,
         check_values: bool,
     ) -> None:
         self.network, self.rule, self.inputs = network, rule, inputs
@@ -464,7 +313,7 @@ class _Engine:
         self.row_step = self.row_step + 1
         return exited
 
-    def refill(self, exited: Tensor, queue: _SampleQueue) -> None:
+    def refill(self, exited: Tensor, queue: SampleQueue) -> None:
         """New samples into the exited rows while any wait; the rest of the exited rows are dropped."""
         new_inputs = queue.take(exited.numel())
         taken = 0 if new_inputs is None else new_inputs.shape[1]

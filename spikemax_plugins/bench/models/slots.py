@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from . import SpikingNetwork
+from .network import SpikingNetwork
 
 
 class NetworkSlots:
