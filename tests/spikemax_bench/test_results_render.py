@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 
-from spikemax_plugins.bench.render import (
+from spikemax_bench.render import (
     claims_lines,
     comparison_text,
     input_activity_line,
@@ -12,7 +12,7 @@ from spikemax_plugins.bench.render import (
     summary_lines,
     sweep_lines,
 )
-from spikemax_plugins.bench.verdicts import verdicts
+from spikemax_bench.verdicts import verdicts
 
 from .test_results_stats import record
 

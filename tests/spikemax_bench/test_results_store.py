@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from spikemax_plugins.bench import cli, report
-from spikemax_plugins.bench import data as data_module
-from spikemax_plugins.bench import run as run_module
-from spikemax_plugins.bench import store as store_module
-from spikemax_plugins.bench.compare import differences
-from spikemax_plugins.bench.store import OutputError, RunStore, atomic_write_bytes
+from spikemax_bench import cli, report
+from spikemax_bench import data as data_module
+from spikemax_bench import run as run_module
+from spikemax_bench import store as store_module
+from spikemax_bench.compare import differences
+from spikemax_bench.store import OutputError, RunStore, atomic_write_bytes
 
 # 2 losses x (3 candidates x 2 sweep seeds + test seed 2) = 14 trainings of one epoch on 96 iris samples.
 SMALL = ("--dataset", "uci-iris", "--time-steps", "6", "--epochs", "1", "--frameworks", "snntorch",

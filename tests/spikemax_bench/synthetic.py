@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import torch
 
-from spikemax_plugins.bench.data import SpikeDataset
-from spikemax_plugins.bench.data.base import SpikeTensorDataset
-from spikemax_plugins.bench.models import SpikingNetwork, build_network
+from spikemax_bench.data import SpikeDataset
+from spikemax_bench.data.base import SpikeTensorDataset
+from spikemax_bench.models import SpikingNetwork, build_network
 
 TIME_STEPS = 12
 FEATURES = 24

@@ -1,4 +1,4 @@
-"""``python -m spikemax_plugins.bench.compare NEW.json COMMITTED.json``: are the committed numbers still current?
+"""``python -m spikemax_bench.compare NEW.json COMMITTED.json``: are the committed numbers still current?
 
 CI re-runs the default ``spikemax-bench`` (deterministic on CPU: same seeds, same data order, one thread) and
 compares its ``results.json`` with the committed ``docs/results/default/results.json``. Every value must be
@@ -143,7 +143,7 @@ def _load(path: str) -> dict[str, Any]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Compare two results files; returns the exit code."""
     parser = argparse.ArgumentParser(
-        prog="python -m spikemax_plugins.bench.compare",
+        prog="python -m spikemax_bench.compare",
         description="Exit 1, listing each difference, when a fresh results.json's measured values differ from "
         "the committed one (provenance and wall-clock timings are ignored).",
     )
@@ -175,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"  ... and {len(found) - _MAX_SHOWN} more")
     print(
         "If the change is intended, regenerate the published run (spikemax-bench --out docs/results/default "
-        "--overwrite, then python -m spikemax_plugins.bench.publish) and commit it."
+        "--overwrite, then python -m spikemax_bench.publish) and commit it."
     )
     return 1
 

@@ -10,9 +10,9 @@ import json
 import pytest
 from rich.console import Console
 
-from spikemax_plugins.bench import cli
-from spikemax_plugins.bench.measures import EARLY_EXIT_METRICS
-from spikemax_plugins.bench.report import (
+from spikemax_bench import cli
+from spikemax_bench.measures import EARLY_EXIT_METRICS
+from spikemax_bench.report import (
     ProgressDisplay,
     accuracy_figure,
     activity_figure,

@@ -1,6 +1,6 @@
 """Training, evaluation and the hyper-parameter sweep of spikemax-bench, one code path for both frameworks.
 
-A run is a list of *cells*, each kept in a :class:`~spikemax_plugins.bench.store.CellStore` as soon as it is
+A run is a list of *cells*, each kept in a :class:`~spikemax_bench.store.CellStore` as soon as it is
 finished (on disk under ``--out``, so that ``--resume`` can skip it):
 
 * a **training cell** trains one network: framework x loss x candidate (hyper-parameters and learning rate)
@@ -24,14 +24,14 @@ For every framework x loss:
    reused when the sweep trained that seed: it was trained exactly as a fresh run would be; other seeds train
    a fresh network). :func:`evaluate_trained` calibrates the early-exit rules on the seed's validation split
    and measures the full window and every rule in one streaming pass over the test split
-   (:mod:`spikemax_plugins.bench.measures`).
+   (:mod:`spikemax_bench.measures`).
 
 Losses are built through the framework adapters, as a user of each framework would build them
 (:func:`make_loss`). Runs are reproducible and the losses paired: a network's initial weights come from
 ``torch.manual_seed(seed)`` and its data order from a ``torch.Generator`` seeded with ``seed``, the same for
 every loss.
 
-Under ``torchrun`` (:mod:`spikemax_plugins.bench.distributed`) every process runs this same code: training is
+Under ``torchrun`` (:mod:`spikemax_bench.distributed`) every process runs this same code: training is
 ``DistributedDataParallel`` over a seeded ``DistributedSampler`` (:func:`training_loader`), each evaluation
 split is sharded and its metrics summed over the processes, and the cells are rank 0's. With one process
 nothing of that happens.
@@ -317,7 +317,7 @@ def evaluate(
     """Run ``network`` over ``loader``; returns its :class:`Evaluation` (accuracy, latency, activity).
 
     Streams: each batch updates the metrics' sums and is dropped, so memory does not grow with the split. In a
-    multi-process run every process passes its shard of the split (:func:`~spikemax_plugins.bench.distributed.shard`)
+    multi-process run every process passes its shard of the split (:func:`~spikemax_bench.distributed.shard`)
     and gets the evaluation of the whole split. ``num_steps``: T, read from the first batch when None.
     """
     return _measure(network, loader, device, num_steps=num_steps).evaluation()
@@ -353,14 +353,14 @@ def evaluate_trained(
     The single place where a trained network is measured:
 
     1. its output spikes on the **validation** split calibrate the early-exit rules of
-       :data:`~spikemax_plugins.bench.measures.EARLY_EXIT_RULES` (the test split is never used for that);
+       :data:`~spikemax_bench.measures.EARLY_EXIT_RULES` (the test split is never used for that);
     2. one pass over the **test** split measures the full window and applies every rule
-       (:class:`~spikemax_plugins.bench.measures.StreamingMeasures`).
+       (:class:`~spikemax_bench.measures.StreamingMeasures`).
 
     Returns ``{"test": asdict(Evaluation), "early_exit": {"calibration": {"split": "validation", "samples": n},
     "rules": [...]}}``, one rule entry per :data:`EARLY_EXIT_RULES` entry: ``method``, ``alpha``, ``rule``
     (:meth:`ExitRule.to_dict`, None when it could not be calibrated), ``error`` (why not, else None) and every
-    :data:`~spikemax_plugins.bench.measures.EARLY_EXIT_METRICS` measure (None without a rule). The summary and
+    :data:`~spikemax_bench.measures.EARLY_EXIT_METRICS` measure (None without a rule). The summary and
     the verdicts read ``record["test"][metric]``.
     """
     output, labels = record_output(
@@ -425,7 +425,7 @@ def train_network(
 ) -> tuple[TrainingCurves, tuple[int, int]]:
     """Adam on the mean batch loss, full backpropagation through time; the validation set scored per epoch.
 
-    In a multi-process run (:mod:`~spikemax_plugins.bench.distributed`) the network trains as a
+    In a multi-process run (:mod:`~spikemax_bench.distributed`) the network trains as a
     ``DistributedDataParallel`` module (gradients averaged over the processes, every process keeping the same
     weights), ``train_loader`` is this process's :func:`training_loader` and ``validation_loader`` its shard; the
     training loss and the validation counts are summed over the processes.
@@ -735,7 +735,7 @@ def summarise(seed_records: list[dict[str, Any]]) -> dict[str, Any]:
 def summarise_early_exit(per_seed: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per early-exit rule (in the seeds' order of rules): ``method``, ``alpha``, ``calibrated_seeds`` (how many
     seeds could calibrate it) and the mean and std over those seeds of every
-    :data:`~spikemax_plugins.bench.measures.EARLY_EXIT_METRICS` measure."""
+    :data:`~spikemax_bench.measures.EARLY_EXIT_METRICS` measure."""
     summary = []
     for position, first in enumerate(per_seed[0]["rules"]):
         entries = [seed["rules"][position] for seed in per_seed]

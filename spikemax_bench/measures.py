@@ -170,7 +170,7 @@ def _ratio(part: float, whole: float) -> float | None:
 class StreamingMeasures:
     """Every measure of a trained network on a split, fed one batch of its spikes at a time.
 
-    ``update(spikes, labels)`` with the :class:`~spikemax_plugins.bench.models.NetworkSpikes` of a batch;
+    ``update(spikes, labels)`` with the :class:`~spikemax_bench.models.NetworkSpikes` of a batch;
     :meth:`evaluation` and :meth:`early_exit` read the result (summed over the processes of a multi-process run:
     every process must call them, in the same order). Memory does not grow with the split: only the metrics'
     sums and counts are kept.

@@ -11,11 +11,11 @@ from dataclasses import asdict
 import pytest
 import torch
 
+from spikemax_bench import run as bench_run
+from spikemax_bench.measures import EARLY_EXIT_METRICS, EARLY_EXIT_RULES
+from spikemax_bench.models import FRAMEWORKS
+from spikemax_bench.run import evaluate, evaluate_trained, make_loader
 from spikemax_plugins import early_exit, metrics
-from spikemax_plugins.bench import run as bench_run
-from spikemax_plugins.bench.measures import EARLY_EXIT_METRICS, EARLY_EXIT_RULES
-from spikemax_plugins.bench.models import FRAMEWORKS
-from spikemax_plugins.bench.run import evaluate, evaluate_trained, make_loader
 
 from .synthetic import SIZES, TIME_STEPS, spiking_network, synthetic_dataset
 

@@ -12,7 +12,7 @@ from importlib import metadata
 import pytest
 import torch
 
-from spikemax_plugins.bench import cli, provenance
+from spikemax_bench import cli, provenance
 
 needs_git = pytest.mark.skipif(shutil.which("git") is None, reason="needs the git command")
 

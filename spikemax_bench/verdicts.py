@@ -2,7 +2,7 @@
 
 Each comparison is paired by seed: every loss trains from the same seeds (the same initial weights and data
 order), so the per-seed differences ``variant - mse_count`` carry the comparison, and their mean gets a 95 %
-Student-t confidence interval (``n - 1`` degrees of freedom, :func:`~spikemax_plugins.bench.stats.paired_interval`).
+Student-t confidence interval (``n - 1`` degrees of freedom, :func:`~spikemax_bench.stats.paired_interval`).
 
 Outcomes of one comparison:
 

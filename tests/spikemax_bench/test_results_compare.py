@@ -1,4 +1,4 @@
-"""CI proves published numbers are current: ``python -m spikemax_plugins.bench.compare NEW COMMITTED`` fails
+"""CI proves published numbers are current: ``python -m spikemax_bench.compare NEW COMMITTED`` fails
 with a readable list of differences, and ignores exactly the provenance and the wall-clock timings."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from spikemax_plugins.bench import cli
-from spikemax_plugins.bench.compare import differences, main
+from spikemax_bench import cli
+from spikemax_bench.compare import differences, main
 
 OPTIONS = ("--quick", "--dataset", "uci-iris", "--seeds", "2", "--frameworks", "snntorch,norse",
            "--losses", "spikemax_g,mse_count")  # fmt: skip
@@ -139,7 +139,7 @@ def test_runs_as_a_module_with_exit_1(two_runs, tmp_path):
     path = tmp_path / "new.json"
     path.write_text(json.dumps(new))
     completed = subprocess.run(
-        [sys.executable, "-m", "spikemax_plugins.bench.compare", str(path), str(two_runs[0])],
+        [sys.executable, "-m", "spikemax_bench.compare", str(path), str(two_runs[0])],
         capture_output=True, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=60,
     )  # fmt: skip
     assert completed.returncode == 1, completed.stderr

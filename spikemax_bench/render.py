@@ -1,7 +1,7 @@
 """Text of the results: numbers, tables, claims, as Markdown blocks and table rows for the terminal.
 
 Everything here is a pure function of a ``results.json`` document: the same document always renders to the same
-text (no clock, no machine state), which is what lets ``python -m spikemax_plugins.bench.publish --check`` prove
+text (no clock, no machine state), which is what lets ``python -m spikemax_bench.publish --check`` prove
 that the README and the docs show the committed results.
 
 Markdown blocks (:data:`BLOCKS`), each usable between markers in any Markdown file:
@@ -379,7 +379,7 @@ EARLY_EXIT_COLUMNS = (
 
 def early_exit_rows(document: dict[str, Any], *, terminal: bool = False) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the early-exit table: per framework x loss, the full window's accuracy and, for the
-    headline rule (:data:`~spikemax_plugins.bench.measures.HEADLINE_RULE`), the early-exit accuracy and the shares
+    headline rule (:data:`~spikemax_bench.measures.HEADLINE_RULE`), the early-exit accuracy and the shares
     of time steps, synaptic operations and spikes used; then the conformal rule's coverage, each "mean ± std".
 
     ``terminal``: for a table that fits 100 columns, short titles, means only, and both accuracies in one column

@@ -17,13 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from spikemax_plugins.bench import report
-from spikemax_plugins.bench import run as bench_run
-from spikemax_plugins.bench.cli import main
-from spikemax_plugins.bench.data import load_dataset
-from spikemax_plugins.bench.measures import EARLY_EXIT_RULES
-from spikemax_plugins.bench.models import build_network
-from spikemax_plugins.bench.run import (
+from spikemax_bench import report
+from spikemax_bench import run as bench_run
+from spikemax_bench.cli import main
+from spikemax_bench.data import load_dataset
+from spikemax_bench.measures import EARLY_EXIT_RULES
+from spikemax_bench.models import build_network
+from spikemax_bench.run import (
     LOSS_NAMES,
     SUMMARY_METRICS,
     BenchConfig,
@@ -405,7 +405,7 @@ def test_conv_on_a_channel_data_set_exits_2(tmp_path, capsys):
 def run_module(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
     environment = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning"}
     return subprocess.run(
-        [sys.executable, "-m", "spikemax_plugins.bench", *arguments],
+        [sys.executable, "-m", "spikemax_bench", *arguments],
         capture_output=True, text=True, cwd=cwd, env=environment, timeout=120,
     )  # fmt: skip
 

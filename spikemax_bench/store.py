@@ -11,7 +11,7 @@ leaves a new ``results.json`` beside files derived from an older one (see there)
 
 Only one process writes: a store built with ``writer=False`` reads cells but writes nothing. (A multi-process
 run gives its ranks other than 0 no store of their own at all: they see rank 0's through
-:class:`spikemax_plugins.bench.distributed.SharedStore`.)
+:class:`spikemax_bench.distributed.SharedStore`.)
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def _dump_json(value: Any) -> str:
 
 
 class CellStore(Protocol):
-    """Where :func:`spikemax_plugins.bench.run.run_benchmark` keeps finished cells."""
+    """Where :func:`spikemax_bench.run.run_benchmark` keeps finished cells."""
 
     def get(self, key: str) -> dict[str, Any] | None: ...
 

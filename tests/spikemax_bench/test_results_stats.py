@@ -10,8 +10,8 @@ import math
 
 import pytest
 
-from spikemax_plugins.bench.stats import paired_interval, student_t_cdf, student_t_quantile
-from spikemax_plugins.bench.verdicts import CLAIMS, compare_paired, verdicts
+from spikemax_bench.stats import paired_interval, student_t_cdf, student_t_quantile
+from spikemax_bench.verdicts import CLAIMS, compare_paired, verdicts
 
 ACCURACY, EARLIER, FEWER = CLAIMS
 

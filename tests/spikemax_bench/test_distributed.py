@@ -16,10 +16,10 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing
 
-from spikemax_plugins.bench import cli
-from spikemax_plugins.bench import run as run_module
-from spikemax_plugins.bench.data import silent_progress
-from spikemax_plugins.bench.distributed import (
+from spikemax_bench import cli
+from spikemax_bench import run as run_module
+from spikemax_bench.data import silent_progress
+from spikemax_bench.distributed import (
     Launch,
     LaunchError,
     RankError,
@@ -29,8 +29,8 @@ from spikemax_plugins.bench.distributed import (
     launch_from_environment,
     shard,
 )
-from spikemax_plugins.bench.run import evaluate, evaluate_trained, make_loader, train_network
-from spikemax_plugins.bench.store import DERIVED_FILES, RESULTS_FILE, MemoryStore
+from spikemax_bench.run import evaluate, evaluate_trained, make_loader, train_network
+from spikemax_bench.store import DERIVED_FILES, RESULTS_FILE, MemoryStore
 
 from .synthetic import SIZES, TIME_STEPS, spiking_network, synthetic_dataset
 
@@ -185,7 +185,7 @@ def test_data_parallel_training_keeps_the_processes_in_step(two_processes):
 def torchrun(*arguments: str, cwd: Path) -> subprocess.CompletedProcess:
     environment = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning,ignore::FutureWarning"}
     return subprocess.run(
-        [*TORCHRUN, "-m", "spikemax_plugins.bench", *arguments],
+        [*TORCHRUN, "-m", "spikemax_bench", *arguments],
         capture_output=True, text=True, cwd=cwd, env=environment, timeout=120,
     )  # fmt: skip
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from spikemax_plugins.bench import cli
-from spikemax_plugins.bench.publish import OPEN, main, marked_files, referenced_runs
-from spikemax_plugins.bench.render import BLOCKS
+from spikemax_bench import cli
+from spikemax_bench.publish import OPEN, main, marked_files, referenced_runs
+from spikemax_bench.render import BLOCKS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -138,7 +138,7 @@ def test_check_fails_with_a_diff_when_the_results_changed(repo, capsys):
     assert "-| snntorch | spikemax_g | smoothing=1 | 0.907 ± 0.006 |" in captured.out
     assert "+| snntorch | spikemax_g | smoothing=1 | 0.911 ± 0.006 |" in captured.out
     assert f"--- {repo / 'README.md'} (as committed)" in captured.out
-    assert str(repo / "README.md") in captured.err and "python -m spikemax_plugins.bench.publish" in captured.err
+    assert str(repo / "README.md") in captured.err and "python -m spikemax_bench.publish" in captured.err
     assert (repo / "README.md").read_text() == before  # --check changes nothing
     assert publish(repo) == 0
     assert publish(repo, "--check") == 0
@@ -209,7 +209,7 @@ def test_every_marked_page_shows_the_committed_results(path):
     if missing:
         pytest.skip(
             f"{path.relative_to(ROOT)} shows runs not generated yet ({', '.join(missing)}): produce them with "
-            "spikemax-bench --out docs/results/<run>, then python -m spikemax_plugins.bench.publish"
+            "spikemax-bench --out docs/results/<run>, then python -m spikemax_bench.publish"
         )
     assert main(["--check", "--root", str(ROOT), str(path)]) == 0
 

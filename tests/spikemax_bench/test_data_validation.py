@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spikemax_plugins.bench.data import DatasetError, InvalidDatasetError, load_dataset
+from spikemax_bench.data import DatasetError, InvalidDatasetError, load_dataset
 
 from .fixtures import (
     NTIDIGITS_LABEL_CHARACTERS,

@@ -1,7 +1,7 @@
 """The bench networks with Norse neurons: ``norse.torch.LIFBoxCell`` layers (LIF without synaptic current).
 
 Norse has no time-looping module for the box LIF, so :meth:`NorseNetwork.step` threads one
-``LIFBoxFeedForwardState`` per layer itself. See :mod:`spikemax_plugins.bench.models` for how this neuron
+``LIFBoxFeedForwardState`` per layer itself. See :mod:`spikemax_bench.models` for how this neuron
 matches snnTorch's ``Leaky``.
 """
 

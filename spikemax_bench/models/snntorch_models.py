@@ -1,6 +1,6 @@
 """The bench networks with snnTorch neurons: ``snntorch.Leaky`` layers in an ``nn.Sequential``, as in its tutorials.
 
-See :mod:`spikemax_plugins.bench.models` for the architectures and how this neuron matches Norse's.
+See :mod:`spikemax_bench.models` for the architectures and how this neuron matches Norse's.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ class SnnTorchNetwork(SpikingNetwork):
     """``nn.Sequential(synapse, Leaky, synapse, Leaky, ...)`` with ``init_hidden=True``, stepped through time.
 
     Reset to zero after a spike (``reset_mechanism="zero"``, snnTorch's default one-step reset delay) and the
-    fast-sigmoid surrogate, the same neuron as :class:`~spikemax_plugins.bench.models.norse_models.NorseNetwork`.
+    fast-sigmoid surrogate, the same neuron as :class:`~spikemax_bench.models.norse_models.NorseNetwork`.
     """
 
     framework = "snntorch"

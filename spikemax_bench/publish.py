@@ -1,4 +1,4 @@
-"""``python -m spikemax_plugins.bench.publish``: put the committed results into the README and the docs.
+"""``python -m spikemax_bench.publish``: put the committed results into the README and the docs.
 
 Published runs live in the repository, one folder each under ``docs/results/<run>/`` (``results.json`` and what
 ``spikemax-bench --out docs/results/<run>`` writes beside it). A Markdown file shows a run's numbers only between
@@ -9,7 +9,7 @@ markers, which this command fills from the run's ``results.json``::
     <!-- /spikemax-bench -->
 
 The marker names the run (a folder under ``--results-dir``) and the block (one of
-:data:`spikemax_plugins.bench.render.BLOCKS`: ``summary``, ``table``, ``energy``, ``claims``, ``sweep``,
+:data:`spikemax_bench.render.BLOCKS`: ``summary``, ``table``, ``energy``, ``claims``, ``sweep``,
 ``training``, ``early-exit``, ``early-exit-summary``, ``plots``, ``accuracy-plot``, ``spikes-plot``,
 ``training-plot``, ``early-exit-plot``). Image paths are written relative
 to the Markdown file. The command also rewrites each referenced run's ``results.md`` and ``results.csv`` from its
@@ -17,9 +17,9 @@ to the Markdown file. The command also rewrites each referenced run's ``results.
 
 Usage (from the repository root)::
 
-    python -m spikemax_plugins.bench.publish            # rewrite README.md and docs/**/*.md that have markers
-    python -m spikemax_plugins.bench.publish --check    # exit 1 and print a diff where a file is not current
-    python -m spikemax_plugins.bench.publish FILE ...   # only these Markdown files
+    python -m spikemax_bench.publish            # rewrite README.md and docs/**/*.md that have markers
+    python -m spikemax_bench.publish --check    # exit 1 and print a diff where a file is not current
+    python -m spikemax_bench.publish FILE ...   # only these Markdown files
 
 Rendering is deterministic: the text depends on the results files only. Exit codes: 0 done (or, with
 ``--check``, everything current); 1 ``--check`` found a file that differs; 2 a marker is malformed, names an
@@ -187,7 +187,7 @@ def _run_files(run: str, runs: _Runs) -> Iterator[tuple[Path, str]]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m spikemax_plugins.bench.publish",
+        prog="python -m spikemax_bench.publish",
         description="Fill the <!-- spikemax-bench:RUN:BLOCK --> ... <!-- /spikemax-bench --> blocks of Markdown "
         "files from the committed runs under --results-dir, and each run's results.md and results.csv.",
     )
@@ -247,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.check and stale:
         print(
             f"publish: {len(stale)} file(s) do not show the committed results: {', '.join(map(str, stale))}. "
-            "Regenerate them with `python -m spikemax_plugins.bench.publish`.",
+            "Regenerate them with `python -m spikemax_bench.publish`.",
             file=sys.stderr,
         )
         return 1

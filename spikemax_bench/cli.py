@@ -3,10 +3,10 @@
 Shrestha, Zhu and Sun (IJCNN 2022) claim that, compared with the mean-squared spike-count loss, SpikeMax gives
 (1) better accuracy, (2) earlier correct decisions and (3) fewer spikes. For each framework x loss the bench
 picks the loss's hyper-parameters on the validation split (the same sweep for every loss, see
-:mod:`spikemax_plugins.bench.run`), trains one network per seed, measures the test split (with early-exit rules
+:mod:`spikemax_bench.run`), trains one network per seed, measures the test split (with early-exit rules
 calibrated on the validation split), prints four tables and the paired verdict on each claim, and writes
 ``results.json``, ``results.csv``, ``results.md`` and four plots to ``--out`` (see
-:mod:`spikemax_plugins.bench.report`).
+:mod:`spikemax_bench.report`).
 
 With no arguments it runs the embedded ``digits-dvs`` set (no download), both frameworks, the four losses, one
 test seed, and a sweep of 6 candidates per loss (3 hyper-parameter values x learning rates 2e-3 and 1e-2) on one
@@ -17,8 +17,8 @@ Every finished training and evaluation is kept under ``--out/cells`` until the r
 interrupted run continues with ``--resume``; an ``--out`` that already holds results is replaced only with
 ``--overwrite``.
 
-``torchrun --standalone --nproc_per_node N -m spikemax_plugins.bench ...`` runs the same command in N processes
-(:mod:`spikemax_plugins.bench.distributed`): each network trains with DistributedDataParallel, and rank 0 alone
+``torchrun --standalone --nproc_per_node N -m spikemax_bench ...`` runs the same command in N processes
+(:mod:`spikemax_bench.distributed`): each network trains with DistributedDataParallel, and rank 0 alone
 checks ``--out``, keeps the cells, shows progress and writes the results (which record the world size).
 
 Exit codes: 0 done; 2 bad arguments, an unusable ``--out``, missing or unreadable data (the message names the

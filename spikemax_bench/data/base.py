@@ -287,7 +287,7 @@ def save_cached_frames(path: Path, frames: np.ndarray, labels: np.ndarray, param
 
 
 def write_atomically(path: Path, write: Callable[[BinaryIO], None]) -> None:
-    """:func:`~spikemax_plugins.bench.store.atomic_write` for a cache file: the folder is created, and an
+    """:func:`~spikemax_bench.store.atomic_write` for a cache file: the folder is created, and an
     ``OSError`` (a read-only or full disk), which only costs a rebuild next time, becomes a warning.
     A process killed outright leaves its temporary file behind: :func:`remove_stale_temporaries` clears it.
     """

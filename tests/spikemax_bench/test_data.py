@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import spikemax_plugins
-from spikemax_plugins.bench.data import (
+from spikemax_bench.data import (
     DATASET_NAMES,
     DEFAULT_TIME_STEPS,
     DatasetError,
@@ -27,16 +27,16 @@ from spikemax_plugins.bench.data import (
     estimate_dataset_bytes,
     load_dataset,
 )
-from spikemax_plugins.bench.data import digits_dvs as digits_dvs_module
-from spikemax_plugins.bench.data import memory as memory_module
-from spikemax_plugins.bench.data.base import load_cached_frames, save_cached_frames
-from spikemax_plugins.bench.data.digits_dvs import (
+from spikemax_bench.data import digits_dvs as digits_dvs_module
+from spikemax_bench.data import memory as memory_module
+from spikemax_bench.data.base import load_cached_frames, save_cached_frames
+from spikemax_bench.data.digits_dvs import (
     DIGITS_DVS_EMULATION,
     MNIST_SACCADES_EMULATION,
     emulate_saccade_events,
     save_sample_figure,
 )
-from spikemax_plugins.bench.data.mnist import mnist_digits
+from spikemax_bench.data.mnist import mnist_digits
 
 from .fixtures import (
     dvsgesture_events,
@@ -563,7 +563,7 @@ def test_the_rate_estimate_covers_what_numpy_allocates():
 
 
 def test_a_build_that_cannot_fit_stops_before_it_starts(monkeypatch):
-    import spikemax_plugins.bench.data as data_package
+    import spikemax_bench.data as data_package
 
     monkeypatch.setattr(memory_module, "available_memory_bytes", lambda: 8 * 2**30)
 

@@ -1,17 +1,17 @@
 """What spikemax-bench shows and writes: progress, the terminal tables, results.json and the files derived from it.
 
-Files written to the output folder (see :meth:`spikemax_plugins.bench.store.RunStore.publish` for the order):
+Files written to the output folder (see :meth:`spikemax_bench.store.RunStore.publish` for the order):
 
 * ``results.json``: everything (schema below), enough to redraw every table and plot.
 * ``results.csv``: one row per framework x loss, the mean and std over seeds of every summary measure.
-* ``results.md``: :func:`spikemax_plugins.bench.render.results_markdown` of results.json.
+* ``results.md``: :func:`spikemax_bench.render.results_markdown` of results.json.
 * ``accuracy_vs_time.png``, ``spikes_per_sample.png``, ``training_curves.png``, ``early_exit.png`` (matplotlib,
   Agg backend).
 
-``results.json`` keys: ``schema_version``, ``provenance`` (:func:`spikemax_plugins.bench.provenance.provenance`),
+``results.json`` keys: ``schema_version``, ``provenance`` (:func:`spikemax_bench.provenance.provenance`),
 ``config``, ``dataset``, ``candidates`` (the sweep grid per loss), ``records`` (one per framework x loss, see
-:func:`spikemax_plugins.bench.run.run_benchmark`) and ``verdicts``
-(:func:`spikemax_plugins.bench.verdicts.verdicts`).
+:func:`spikemax_bench.run.run_benchmark`) and ``verdicts``
+(:func:`spikemax_bench.verdicts.verdicts`).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class _RemainingColumn(ProgressColumn):
 
 
 class _BarTask:
-    """One bar of a rich Progress, as a :class:`~spikemax_plugins.bench.data.ProgressTask`."""
+    """One bar of a rich Progress, as a :class:`~spikemax_bench.data.ProgressTask`."""
 
     def __init__(self, progress: Progress, task_id: Any) -> None:
         self._progress = progress
@@ -114,7 +114,7 @@ class ProgressDisplay:
     """Progress on a terminal (an overall bar, run k of N, above one bar per training and per data build);
     elsewhere (CI logs, pipes) one plain line per training, with elapsed and estimated remaining time.
 
-    It is the :class:`~spikemax_plugins.bench.run.Monitor` of the run, and :meth:`task` is the data loaders'
+    It is the :class:`~spikemax_bench.run.Monitor` of the run, and :meth:`task` is the data loaders'
     progress hook. Use as a context manager around the work.
     """
 
@@ -532,7 +532,7 @@ def early_exit_figure(document: dict[str, Any]) -> Any:
 
 def write_plots(document: dict[str, Any], out_dir: Path) -> Iterator[Path]:
     """Draw the four figures of ``document`` into ``out_dir`` (names in
-    :data:`spikemax_plugins.bench.render.PLOTS`), each atomically; yields each path once written."""
+    :data:`spikemax_bench.render.PLOTS`), each atomically; yields each path once written."""
     for name, draw in (
         ("accuracy-plot", accuracy_figure),
         ("spikes-plot", activity_figure),

@@ -1,6 +1,6 @@
 """Multi-process runs of spikemax-bench under ``torchrun``: who computes what, and how the processes agree.
 
-``torchrun --standalone --nproc_per_node N -m spikemax_plugins.bench ...`` starts N processes (the *ranks*) and
+``torchrun --standalone --nproc_per_node N -m spikemax_bench ...`` starts N processes (the *ranks*) and
 tells each its place through the environment variables ``RANK``, ``WORLD_SIZE`` and ``LOCAL_RANK``
 (:func:`launch_from_environment`). With ``WORLD_SIZE`` > 1 the bench:
 
@@ -305,7 +305,7 @@ def gather_shards(local: Tensor, total: int, *, dim: int = 1) -> Tensor:
 
 
 class SharedStore:
-    """The :class:`~spikemax_plugins.bench.store.CellStore` of a multi-process run, on every rank.
+    """The :class:`~spikemax_bench.store.CellStore` of a multi-process run, on every rank.
 
     Rank 0 holds the run's real store (``store``); the other ranks pass None. Every read (:meth:`get`,
     :meth:`has_weights`, :meth:`load_weights`) is made by rank 0 and broadcast, so that every rank sees the same
