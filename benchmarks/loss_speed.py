@@ -329,7 +329,7 @@ def training_step_share(device: torch.device, rounds: int) -> list[dict]:
     loss's own forward + backward on a detached copy of the same output: what the loss adds to the step.
     """
     from spikemax_bench.models import build_network
-    from spikemax_bench.run import make_loss
+    from spikemax_bench.sweep import make_loss
 
     generator = torch.Generator().manual_seed(1)
     frames = (torch.rand(30, 64, 2, 22, 22, generator=generator) < 0.05).float().to(device)  # a digits-dvs batch

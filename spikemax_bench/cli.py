@@ -40,13 +40,15 @@ import torch
 from rich.console import Console
 
 from . import distributed
+from .config import LOSS_NAMES, BenchConfig
 from .data import DATASET_NAMES, DatasetError, SpikeDataset, load_dataset
 from .distributed import Launch, LaunchError, SharedStore, launch_from_environment, process_group
 from .models import ARCHITECTURES, FRAMEWORKS
 from .provenance import package_versions, provenance, source_digest
 from .report import ProgressDisplay, results_document, terminal_report, write_derived
-from .run import LOSS_NAMES, BenchConfig, run_benchmark, sweep_grid
+from .run import run_benchmark
 from .store import CellStore, OutputError, RunStore
+from .sweep import sweep_grid
 
 DEFAULT_EPOCHS = BenchConfig.epochs
 QUICK_EPOCHS = 1

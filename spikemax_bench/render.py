@@ -32,7 +32,7 @@ from typing import Any
 from spikemax_plugins import early_exit
 
 from .measures import COVERAGE_RULE, HEADLINE_RULE
-from .run import describe_hyper_parameters
+from .sweep import describe_hyper_parameters
 from .verdicts import BASELINE_LOSS, CONFIDENCE, NOT_TESTED, SPIKEMAX_LOSSES
 
 __all__ = [

@@ -46,8 +46,9 @@ from .render import (
     run_title,
     training_rows,
 )
-from .run import SUMMARY_METRICS, Candidate
 from .store import atomic_write_bytes, atomic_write_text
+from .summary import SUMMARY_METRICS
+from .sweep import Candidate
 from .verdicts import verdicts
 
 __all__ = [
@@ -114,7 +115,7 @@ class ProgressDisplay:
     """Progress on a terminal (an overall bar, run k of N, above one bar per training and per data build);
     elsewhere (CI logs, pipes) one plain line per training, with elapsed and estimated remaining time.
 
-    It is the :class:`~spikemax_bench.run.Monitor` of the run, and :meth:`task` is the data loaders'
+    It is the :class:`~spikemax_bench.cells.Monitor` of the run, and :meth:`task` is the data loaders'
     progress hook. Use as a context manager around the work.
     """
 

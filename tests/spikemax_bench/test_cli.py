@@ -17,21 +17,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from spikemax_bench import report
-from spikemax_bench import run as bench_run
+from spikemax_bench import cells, report
 from spikemax_bench.cli import main
+from spikemax_bench.config import LOSS_NAMES, BenchConfig
 from spikemax_bench.data import load_dataset
 from spikemax_bench.measures import EARLY_EXIT_RULES
 from spikemax_bench.models import build_network
-from spikemax_bench.run import (
-    LOSS_NAMES,
-    SUMMARY_METRICS,
-    BenchConfig,
-    choose_candidate,
-    loss_candidates,
-    run_benchmark,
-    sweep_grid,
-)
+from spikemax_bench.run import run_benchmark
+from spikemax_bench.summary import SUMMARY_METRICS
+from spikemax_bench.sweep import choose_candidate, loss_candidates, sweep_grid
 
 from .fixtures import write_dvsgesture_fixture, write_nmnist_fixture, write_ntidigits18_fixture, write_shd_fixture
 
@@ -242,13 +236,13 @@ def test_sweep_pools_validation_accuracy_over_seeds_and_never_scores_test(monkey
     datasets = {seed: load_dataset("uci-iris", quick=True, time_steps=8, seed=seed) for seed in (0, 1)}
     assert datasets[0].validation.source_indices.tolist() != datasets[1].validation.source_indices.tolist()
     evaluated = []
-    original = bench_run.evaluate_trained
+    original = cells.evaluate_trained
 
     def counting_evaluate_trained(network, dataset, **options):
         evaluated.append(dataset)
         return original(network, dataset, **options)
 
-    monkeypatch.setattr(bench_run, "evaluate_trained", counting_evaluate_trained)
+    monkeypatch.setattr(cells, "evaluate_trained", counting_evaluate_trained)
     config = BenchConfig(
         dataset="uci-iris", frameworks=("snntorch",), losses=("spikemax_s", "mse_count"), epochs=2, sweep_seeds=2
     )
@@ -281,12 +275,12 @@ def test_sweep_pools_validation_accuracy_over_seeds_and_never_scores_test(monkey
 
 def test_what_evaluate_trained_returns_is_stored_per_seed(monkeypatch):
     # The seam for later measures of a trained network: each key it returns lands in the seed's record.
-    original = bench_run.evaluate_trained
+    original = cells.evaluate_trained
 
     def with_more(network, dataset, **options):
         return {**original(network, dataset, **options), "more": {"validation_samples": len(dataset.validation)}}
 
-    monkeypatch.setattr(bench_run, "evaluate_trained", with_more)
+    monkeypatch.setattr(cells, "evaluate_trained", with_more)
     dataset = load_dataset("uci-iris", quick=True, time_steps=4)
     config = BenchConfig(dataset="uci-iris", frameworks=("norse",), losses=("ce_count",), epochs=1, sweep=False)
     (record,) = run_benchmark(config, lambda seed: dataset)

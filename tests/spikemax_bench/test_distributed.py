@@ -16,8 +16,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing
 
-from spikemax_bench import cli
-from spikemax_bench import run as run_module
+from spikemax_bench import cells as cells_module
+from spikemax_bench import cli, loaders, sweep
+from spikemax_bench.config import LOSS_NAMES
 from spikemax_bench.data import silent_progress
 from spikemax_bench.distributed import (
     Launch,
@@ -29,8 +30,10 @@ from spikemax_bench.distributed import (
     launch_from_environment,
     shard,
 )
-from spikemax_bench.run import evaluate, evaluate_trained, make_loader, train_network
+from spikemax_bench.evaluate import evaluate, evaluate_trained
+from spikemax_bench.loaders import make_loader
 from spikemax_bench.store import DERIVED_FILES, RESULTS_FILE, MemoryStore
+from spikemax_bench.train import train_network
 
 from .synthetic import SIZES, TIME_STEPS, spiking_network, synthetic_dataset
 
@@ -113,8 +116,8 @@ def _two_process_worker(rank: int, rendezvous: str, out: str) -> None:
         with silent_progress("training", 4) as task:
             curves, counts = train_network(
                 trained,
-                run_module.make_loss("snntorch", "spikemax_g", {"smoothing": 1.0}),
-                run_module.training_loader(dataset.train, 8, seed=0),
+                sweep.make_loss("snntorch", "spikemax_g", {"smoothing": 1.0}),
+                loaders.training_loader(dataset.train, 8, seed=0),
                 make_loader(shard(dataset.validation), 16, shuffle=False, seed=0),
                 epochs=1,
                 learning_rate=1e-2,
@@ -125,7 +128,7 @@ def _two_process_worker(rank: int, rendezvous: str, out: str) -> None:
             "train_loss": curves.train_loss,
             "counts": list(counts),
             "weights": [parameter.tolist() for parameter in trained.parameters()],
-            "batches": len(run_module.training_loader(dataset.train, 8, seed=0)),
+            "batches": len(loaders.training_loader(dataset.train, 8, seed=0)),
         }
         Path(out, f"rank{rank}.json").write_text(json.dumps(result))
     finally:
@@ -200,7 +203,7 @@ def test_torchrun_two_processes_write_one_set_of_results(tmp_path):
     assert document["config"]["quick"] and document["dataset"]["name"] == "digits-dvs"
     assert "2 processes" in (out / "results.md").read_text()
     assert [(record["framework"], record["loss"]) for record in document["records"]] == [
-        (framework, loss) for framework in ("snntorch", "norse") for loss in run_module.LOSS_NAMES
+        (framework, loss) for framework in ("snntorch", "norse") for loss in LOSS_NAMES
     ]
     for record in document["records"]:
         (seed,) = record["seeds"]
@@ -225,7 +228,7 @@ def test_torchrun_errors_stop_every_process_with_one_message(tmp_path):
 
 
 def test_torchrun_refuses_to_resume_a_one_process_run(tmp_path, monkeypatch, capsys):
-    original, calls = run_module.train_network, []
+    original, calls = cells_module.train_network, []
 
     def interrupted(*args, **kwargs):
         calls.append(None)
@@ -233,7 +236,7 @@ def test_torchrun_refuses_to_resume_a_one_process_run(tmp_path, monkeypatch, cap
             raise KeyboardInterrupt
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(run_module, "train_network", interrupted)
+    monkeypatch.setattr(cells_module, "train_network", interrupted)
     options = ("--quick", "--dataset", "uci-iris", "--frameworks", "norse", "--out", "out")
     monkeypatch.chdir(tmp_path)
     assert cli.main(list(options)) == cli.INTERRUPTED

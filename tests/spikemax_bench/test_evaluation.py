@@ -11,10 +11,11 @@ from dataclasses import asdict
 import pytest
 import torch
 
-from spikemax_bench import run as bench_run
+from spikemax_bench.evaluate import evaluate, evaluate_trained
+from spikemax_bench.loaders import make_loader
 from spikemax_bench.measures import EARLY_EXIT_METRICS, EARLY_EXIT_RULES
 from spikemax_bench.models import FRAMEWORKS
-from spikemax_bench.run import evaluate, evaluate_trained, make_loader
+from spikemax_bench.summary import summarise_early_exit
 from spikemax_plugins import early_exit, metrics
 
 from .synthetic import SIZES, TIME_STEPS, spiking_network, synthetic_dataset
@@ -197,10 +198,10 @@ def test_the_summary_averages_each_rule_over_the_seeds():
         ]  # fmt: skip
         return {"rules": rules}
 
-    summary = bench_run.summarise_early_exit([seed(0.8, 0.25), seed(0.9, 0.75), seed(0.7, None)])
+    summary = summarise_early_exit([seed(0.8, 0.25), seed(0.9, 0.75), seed(0.7, None)])
     headline = summary[2]
     assert (headline["method"], headline["alpha"], headline["calibrated_seeds"]) == ("accuracy", 0.01, 2)
     assert headline["accuracy"]["mean"] == pytest.approx(0.8) and headline["accuracy"]["std"] == pytest.approx(0.1)
     assert headline["exit_fraction"] == {"mean": 0.5, "std": pytest.approx(0.3535533905932738)}
     with pytest.raises(ValueError, match="every seed must list the same early-exit rules"):
-        bench_run.summarise_early_exit([seed(0.8, 0.5), {"rules": seed(0.8, 0.5)["rules"][::-1]}])
+        summarise_early_exit([seed(0.8, 0.5), {"rules": seed(0.8, 0.5)["rules"][::-1]}])

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from spikemax_bench import cells as cells_module
 from spikemax_bench import cli, report
 from spikemax_bench import data as data_module
-from spikemax_bench import run as run_module
 from spikemax_bench import store as store_module
 from spikemax_bench.compare import differences
 from spikemax_bench.store import OutputError, RunStore, atomic_write_bytes
@@ -140,9 +140,9 @@ def test_overwrite_replaces_a_finished_run(tmp_path):
 @pytest.mark.parametrize(
     ("module", "function", "call", "finished_trainings"),
     [
-        (run_module, "train_network", 9, 8),  # during the second loss's sweep
-        (run_module, "evaluate_trained", 2, 6),  # while measuring the first loss's second test seed
-        (run_module, "train_network", 14, 13),  # during the last training
+        (cells_module, "train_network", 9, 8),  # during the second loss's sweep
+        (cells_module, "evaluate_trained", 2, 6),  # while measuring the first loss's second test seed
+        (cells_module, "train_network", 14, 13),  # during the last training
     ],
 )
 def test_an_interrupted_run_resumes_to_the_numbers_of_an_uninterrupted_one(
@@ -176,7 +176,7 @@ def test_an_interrupted_run_resumes_to_the_numbers_of_an_uninterrupted_one(
 
 def test_resume_refuses_another_configuration_naming_what_differs(tmp_path, capsys, monkeypatch):
     with monkeypatch.context() as patch:
-        interrupt_call(patch, run_module, "train_network", 3)
+        interrupt_call(patch, cells_module, "train_network", 3)
         assert bench(tmp_path, *SMALL) == cli.INTERRUPTED
     before = sorted(path.name for path in (tmp_path / "cells").iterdir())
     changed = [option if option != "1" else "2" for option in SMALL]  # --epochs 2
@@ -189,16 +189,16 @@ def test_resume_refuses_another_configuration_naming_what_differs(tmp_path, caps
 
 def test_a_new_run_with_overwrite_drops_the_cells_of_an_interrupted_one(tmp_path, monkeypatch):
     with monkeypatch.context() as patch:
-        interrupt_call(patch, run_module, "train_network", 3)
+        interrupt_call(patch, cells_module, "train_network", 3)
         assert bench(tmp_path, *SMALL) == cli.INTERRUPTED
     calls = []
-    original = run_module.train_network
+    original = cells_module.train_network
 
     def counting(*args, **kwargs):
         calls.append(None)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(run_module, "train_network", counting)
+    monkeypatch.setattr(cells_module, "train_network", counting)
     assert bench(tmp_path, *SMALL, "--overwrite") == 0
     assert len(calls) == TRAININGS  # nothing was read back from the older cells
     assert results(tmp_path)["provenance"]["resumed_cells"] == 0
