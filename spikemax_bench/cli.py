@@ -45,7 +45,9 @@ from .data import DATASET_NAMES, DatasetError, SpikeDataset, load_dataset
 from .distributed import Launch, LaunchError, SharedStore, launch_from_environment, process_group
 from .models import ARCHITECTURES, FRAMEWORKS
 from .provenance import package_versions, provenance, source_digest
-from .report import ProgressDisplay, results_document, terminal_report, write_derived
+from .report.document import results_document, write_derived
+from .report.progress import ProgressDisplay
+from .report.tables import terminal_report
 from .run import run_benchmark
 from .store import CellStore, OutputError, RunStore
 from .sweep import sweep_grid

@@ -74,7 +74,7 @@ class _Runs:
                 document = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as error:
                 raise PublishError(f"{where}: cannot read {path}: {error}") from None
-            from .report import SCHEMA_VERSION
+            from .report.document import SCHEMA_VERSION
 
             if document.get("schema_version") != SCHEMA_VERSION:
                 raise PublishError(
@@ -177,7 +177,7 @@ def _targets(arguments: argparse.Namespace, root: Path, results_dir: Path) -> li
 
 
 def _run_files(run: str, runs: _Runs) -> Iterator[tuple[Path, str]]:
-    from .report import csv_text
+    from .report.csv_files import csv_text
 
     document = runs.get(run, f"run {run}")
     run_dir = runs.results_dir / run
@@ -217,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         targets = _targets(arguments, root, results_dir)
         if arguments.plots and not arguments.check:
-            from .report import write_plots
+            from .report.plots import write_plots
 
             for path in targets:
                 for run in referenced_runs(path.read_text(encoding="utf-8")):

@@ -26,7 +26,7 @@ dataset that needs them is loaded.
 
 Before building anything, :func:`load_dataset` estimates the memory the build takes
 (:func:`estimate_dataset_bytes`) and raises :class:`InsufficientMemoryError` when the machine does not have
-it; a recorded set's files are checked when it is loaded (:mod:`.validation`). Every error due to the data
+it; a recorded set's files are checked when it is loaded (:mod:`.integrity`). Every error due to the data
 or the machine is a :class:`DatasetError`.
 """
 
@@ -36,7 +36,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from . import digits_dvs, memory, neuromorphic, rate_coded
+from . import memory, rate_coded, saccades, sources
 from .base import (
     DatasetError,
     DatasetNotFoundError,
@@ -50,9 +50,9 @@ from .base import (
     default_cache_dir,
     silent_progress,
 )
-from .digits_dvs import build_emulated, save_sample_figure
 from .neuromorphic import build_recorded, default_data_dir
 from .rate_coded import build_rate_coded
+from .saccades import build_emulated, save_sample_figure
 
 DATASET_NAMES: tuple[str, ...] = (
     "digits-dvs",
@@ -69,12 +69,12 @@ DATASET_NAMES: tuple[str, ...] = (
 )
 
 DEFAULT_TIME_STEPS: dict[str, int] = {
-    **{name: digits_dvs.DEFAULT_TIME_STEPS for name in digits_dvs.EMULATED},
+    **{name: saccades.DEFAULT_TIME_STEPS for name in saccades.EMULATED},
     **{name: rate_coded.DEFAULT_TIME_STEPS for name in rate_coded.TABLES},
-    **{name: source.default_time_steps for name, source in neuromorphic.SOURCES.items()},
+    **{name: source.default_time_steps for name, source in sources.SOURCES.items()},
 }
 # Sets whose files must be provided (data_dir) or fetched (download=True).
-RECORDED_DATASET_NAMES: tuple[str, ...] = tuple(neuromorphic.SOURCES)
+RECORDED_DATASET_NAMES: tuple[str, ...] = tuple(sources.SOURCES)
 
 
 def estimate_dataset_bytes(name: str, *, time_steps: int, quick: bool) -> int:
@@ -178,7 +178,7 @@ def load_dataset(
     _check_memory(name, time_steps, quick)
     hook: ProgressHook = silent_progress if progress is None else progress
 
-    if name in digits_dvs.EMULATED:
+    if name in saccades.EMULATED:
         return build_emulated(name, time_steps=time_steps, seed=seed, cache_dir=cache_dir, quick=quick, progress=hook)
     if name in RECORDED_DATASET_NAMES:
         return build_recorded(

@@ -19,7 +19,7 @@ import math
 import os
 from pathlib import Path
 
-from . import digits_dvs, neuromorphic, rate_coded
+from . import rate_coded, saccades, sources
 from .base import quick_sample_count
 
 _MEMINFO = Path("/proc/meminfo")
@@ -68,8 +68,8 @@ def _cgroup_memory_left() -> int | None:
 def estimate_bytes(name: str, *, time_steps: int, quick: bool) -> int:
     """Peak bytes of memory building data set ``name`` with T = ``time_steps`` takes (see the module
     docstring). Reads no data; ``name`` must be one of the known data sets."""
-    if name in digits_dvs.EMULATED:
-        spec = digits_dvs.EMULATED[name]
+    if name in saccades.EMULATED:
+        spec = saccades.EMULATED[name]
         samples = quick_sample_count(spec.num_samples) if quick else spec.num_samples
         frame_bytes = samples * time_steps * math.prod(spec.input_shape)
         source_bytes = spec.num_samples * spec.emulation.digit_size**2 * 8 * 2  # float64 images, twice
@@ -83,8 +83,8 @@ def estimate_bytes(name: str, *, time_steps: int, quick: bool) -> int:
         # The features, float64: as read, scaled, and one split's rows of the scaled ones.
         feature_bytes = 3 * table.num_samples * table.num_features * 8
         return frame_bytes + 4 * min(block_cells, frame_bytes) + feature_bytes
-    if name in neuromorphic.SOURCES:
-        return time_steps * math.prod(neuromorphic.SOURCES[name].input_shape) * _RECORDED_BYTES_PER_CELL
+    if name in sources.SOURCES:
+        return time_steps * math.prod(sources.SOURCES[name].input_shape) * _RECORDED_BYTES_PER_CELL
     raise ValueError(f"no memory estimate for data set {name!r}")
 
 

@@ -17,12 +17,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from spikemax_bench import cells, report
+from spikemax_bench import cells
 from spikemax_bench.cli import main
 from spikemax_bench.config import LOSS_NAMES, BenchConfig
 from spikemax_bench.data import load_dataset
 from spikemax_bench.measures import EARLY_EXIT_RULES
 from spikemax_bench.models import build_network
+from spikemax_bench.report.document import SCHEMA_VERSION
 from spikemax_bench.run import run_benchmark
 from spikemax_bench.summary import SUMMARY_METRICS
 from spikemax_bench.sweep import choose_candidate, loss_candidates, sweep_grid
@@ -57,7 +58,7 @@ def without_timings(value):
 
 def assert_sane(document: dict, *, frameworks: tuple[str, ...], losses: tuple[str, ...]) -> None:
     """Schema keys present and every number in its range."""
-    assert document["schema_version"] == report.SCHEMA_VERSION
+    assert document["schema_version"] == SCHEMA_VERSION
     assert {"provenance", "config", "dataset", "candidates", "records", "verdicts"} <= set(document)
     dataset = document["dataset"]
     time_steps = dataset["time_steps"]

@@ -12,13 +12,9 @@ from rich.console import Console
 
 from spikemax_bench import cli
 from spikemax_bench.measures import EARLY_EXIT_METRICS
-from spikemax_bench.report import (
-    ProgressDisplay,
-    accuracy_figure,
-    activity_figure,
-    early_exit_figure,
-    terminal_report,
-)
+from spikemax_bench.report.plots import accuracy_figure, activity_figure, early_exit_figure
+from spikemax_bench.report.progress import ProgressDisplay
+from spikemax_bench.report.tables import terminal_report
 
 
 @pytest.fixture(scope="module")

@@ -27,16 +27,16 @@ from spikemax_bench.data import (
     estimate_dataset_bytes,
     load_dataset,
 )
-from spikemax_bench.data import digits_dvs as digits_dvs_module
 from spikemax_bench.data import memory as memory_module
+from spikemax_bench.data import saccades as saccades_module
 from spikemax_bench.data.base import load_cached_frames, save_cached_frames
-from spikemax_bench.data.digits_dvs import (
+from spikemax_bench.data.mnist import mnist_digits
+from spikemax_bench.data.saccades import (
     DIGITS_DVS_EMULATION,
     MNIST_SACCADES_EMULATION,
     emulate_saccade_events,
     save_sample_figure,
 )
-from spikemax_bench.data.mnist import mnist_digits
 
 from .fixtures import (
     dvsgesture_events,
@@ -169,9 +169,9 @@ def test_digits_dvs_keeps_its_cache_key(digits_dvs, digits_dvs_cache):
 
 
 def test_a_corrupt_digits_dvs_cache_is_rebuilt(tmp_path, monkeypatch):
-    images, labels = digits_dvs_module._digit_images()
+    images, labels = saccades_module._digit_images()
     # 150 digits instead of 1,797 keep this test fast; the cache key includes the images, so no clash.
-    monkeypatch.setattr(digits_dvs_module, "_digit_images", lambda: (images[:150], labels[:150]))
+    monkeypatch.setattr(saccades_module, "_digit_images", lambda: (images[:150], labels[:150]))
     built = load_dataset("digits-dvs", cache_dir=tmp_path)
     assert len(built.train) + len(built.validation) + len(built.test) == 150
     (cache_file,) = tmp_path.glob("digits-dvs-*.npz")
@@ -486,9 +486,9 @@ def test_mnist_saccades_blank_screen_and_noise():
 
 
 def test_mnist_saccades_cache_and_determinism(tmp_path, monkeypatch):
-    images, labels = digits_dvs_module._mnist_images()
+    images, labels = saccades_module._mnist_images()
     # Every 25th digit (20 of each class) keeps this test fast; the cache key includes the images.
-    monkeypatch.setattr(digits_dvs_module, "_mnist_images", lambda: (images[::25], labels[::25]))
+    monkeypatch.setattr(saccades_module, "_mnist_images", lambda: (images[::25], labels[::25]))
     built = load_dataset("mnist-saccades", cache_dir=tmp_path)
     # Per class of 20: round(0.2 × 20) = 4 test, round(0.2 × 16) = 3 validation, 13 train.
     assert (len(built.train), len(built.validation), len(built.test)) == (130, 30, 40)

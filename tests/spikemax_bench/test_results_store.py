@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from spikemax_bench import cells as cells_module
-from spikemax_bench import cli, report
+from spikemax_bench import cli
 from spikemax_bench import data as data_module
 from spikemax_bench import store as store_module
 from spikemax_bench.compare import differences
+from spikemax_bench.report import document as report_document
 from spikemax_bench.store import OutputError, RunStore, atomic_write_bytes
 
 # 2 losses x (3 candidates x 2 sweep seeds + test seed 2) = 14 trainings of one epoch on 96 iris samples.
@@ -232,7 +233,7 @@ def test_ctrl_c_while_writing_derived_files_never_leaves_old_plots_beside_new_re
         yield  # a generator, like the real one
 
     with monkeypatch.context() as patch:
-        patch.setattr(report, "write_plots", interrupted_plots)
+        patch.setattr(report_document, "write_plots", interrupted_plots)
         assert bench(tmp_path, *SMALL, "--overwrite") == cli.INTERRUPTED
     assert f"Write the results with:\n  spikemax-bench {' '.join(SMALL)} --out {tmp_path} --resume" in (
         capsys.readouterr().err

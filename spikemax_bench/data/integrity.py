@@ -39,11 +39,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .base import InvalidDatasetError
+from .sources import RecordedSource
 
 if TYPE_CHECKING:
     from torch.utils.data import Dataset
-
-    from .neuromorphic import RecordedSource
 
 _REPAIR = "delete it and run again with --download, or replace it"
 # Errors NumPy and h5py raise on a file that is not in the expected format.
