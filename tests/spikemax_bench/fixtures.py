@@ -13,7 +13,7 @@ N-TIDIGITS18 3 train + 2 test per digit (plus one multi-digit train recording th
 skips); SHD 3 train + 2 test per class (20 classes).
 
 The lower-level writers (:func:`encode_nmnist`, :func:`write_ntidigits18_split`, :func:`write_shd_split`)
-write any content in the same formats, so tests can also make damaged files: see ``test_data_validation``.
+write any content in the same formats, so tests can also make damaged files: see ``test_data_integrity``.
 """
 
 from __future__ import annotations

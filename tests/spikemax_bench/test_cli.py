@@ -2,7 +2,7 @@
 reproducibility, the sweep, the models' match across frameworks, and the errors a user meets.
 
 The results pipeline in detail (verdicts, output folder, resume, publishing, comparison, provenance, terminal)
-is tested in test_results_*.py and test_cli_*.py."""
+is tested in test_stats.py, test_store.py, test_publish.py, test_compare.py, test_provenance.py and test_report.py."""
 
 from __future__ import annotations
 

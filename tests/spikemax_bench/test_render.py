@@ -14,7 +14,7 @@ from spikemax_bench.render import (
 )
 from spikemax_bench.verdicts import verdicts
 
-from .test_results_stats import record
+from .test_stats import record
 
 
 def test_verdict_text_reads_the_interval():
