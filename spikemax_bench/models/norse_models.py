@@ -12,7 +12,7 @@ import torch
 from norse.torch.functional.reset import reset_value
 from torch import Tensor, nn
 
-from . import NeuronParameters, SpikingNetwork
+from .network import NeuronParameters, SpikingNetwork
 
 
 class NorseNetwork(SpikingNetwork):

@@ -10,7 +10,7 @@ import snntorch.utils
 from snntorch import surrogate
 from torch import Tensor, nn
 
-from . import NeuronParameters, SpikingNetwork
+from .network import NeuronParameters, SpikingNetwork
 
 
 class SnnTorchNetwork(SpikingNetwork):
