@@ -33,13 +33,13 @@ __all__ = [
 # Distributions whose versions decide the numbers (or the files) of a run.
 PACKAGES = ("torch", "snntorch", "norse", "spikemax-plugins", "numpy")
 # Import packages whose code decides the numbers: the core, the bench and the two adapters.
-SOURCE_PACKAGES = ("spikemax_plugins", "spikemax_snntorch", "spikemax_norse")
+SOURCE_PACKAGES = ("spikemax_plugins", "spikemax_bench", "spikemax_snntorch", "spikemax_norse")
 _GIT_TIMEOUT_SECONDS = 10
 
 
 def source_root() -> Path:
-    """The folder that holds the ``spikemax_plugins`` package (a checkout's root, or site-packages)."""
-    return Path(__file__).resolve().parents[2]
+    """The folder that holds the ``spikemax_bench`` package (a checkout's root, or site-packages)."""
+    return Path(__file__).resolve().parents[1]
 
 
 def _git(root: Path, *arguments: str) -> str | None:
