@@ -16,6 +16,7 @@ from spikemax_bench import cells as cells_module
 from spikemax_bench import cli
 from spikemax_bench import data as data_module
 from spikemax_bench import store as store_module
+from spikemax_bench.arguments import describe_key
 from spikemax_bench.compare import differences
 from spikemax_bench.report import document as report_document
 from spikemax_bench.store import OutputError, RunStore, atomic_write_bytes
@@ -337,7 +338,7 @@ def test_prepare_names_every_difference_of_the_run_key(tmp_path):
     store.begin()
     changed = {"config": {"epochs": 8, "seeds": 3}, "packages": {"torch": "2.14.0"}}
     with pytest.raises(OutputError) as error:
-        RunStore.prepare(tmp_path, run_key=changed, resume=True, describe=cli._describe_key)
+        RunStore.prepare(tmp_path, run_key=changed, resume=True, describe=describe_key)
     assert "--seeds: the interrupted run used 1, this command 3" in str(error.value)
     assert "the installed version of torch: the interrupted run used '2.13.0', this command '2.14.0'" in str(
         error.value
