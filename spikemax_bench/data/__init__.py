@@ -52,7 +52,8 @@ from .base import (
 )
 from .neuromorphic import build_recorded, default_data_dir
 from .rate_coded import build_rate_coded
-from .saccades import build_emulated, save_sample_figure
+from .saccades import build_emulated
+from .sample_figure import save_sample_figure
 
 DATASET_NAMES: tuple[str, ...] = (
     "digits-dvs",

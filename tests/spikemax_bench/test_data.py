@@ -36,8 +36,8 @@ from spikemax_bench.data.saccades import (
     DIGITS_DVS_EMULATION,
     MNIST_SACCADES_EMULATION,
     emulate_saccade_events,
-    save_sample_figure,
 )
+from spikemax_bench.data.sample_figure import save_sample_figure
 
 from .fixtures import (
     dvsgesture_events,
