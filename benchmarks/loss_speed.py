@@ -328,8 +328,8 @@ def training_step_share(device: torch.device, rounds: int) -> list[dict]:
     Each round times a full step (network forward, SpikeMax loss, backward, Adam step) and, right after, the
     loss's own forward + backward on a detached copy of the same output: what the loss adds to the step.
     """
-    from spikemax_plugins.bench.models import build_network
-    from spikemax_plugins.bench.run import make_loss
+    from spikemax_bench.models import build_network
+    from spikemax_bench.sweep import make_loss
 
     generator = torch.Generator().manual_seed(1)
     frames = (torch.rand(30, 64, 2, 22, 22, generator=generator) < 0.05).float().to(device)  # a digits-dvs batch
@@ -369,7 +369,7 @@ def profile_tables(shape: tuple[int, int, int], device: torch.device, iterations
 
 def provenance(device: torch.device, rounds: int, argv: list[str]) -> dict:
     """The bench's own provenance helpers (one implementation of git, versions and CPU name)."""
-    from spikemax_plugins.bench.provenance import cpu_name, git_commit, package_versions
+    from spikemax_bench.provenance import cpu_name, git_commit, package_versions
 
     return {
         "command": ["python", "benchmarks/loss_speed.py", *argv],

@@ -1,1 +1,0 @@
-"""spikemax-bench: the reproduction CLI (datasets, models, training runs and the report)."""

@@ -1,5 +1,0 @@
-"""``python -m spikemax_plugins.bench``: the same as the ``spikemax-bench`` command."""
-
-from .cli import main
-
-raise SystemExit(main())
