@@ -432,9 +432,10 @@ def test_exit_state_protocol(data):
 
 
 @pytest.mark.parametrize("entry", ["evaluate", "calibrate accuracy", "calibrate conformal", "run"])
-def test_meta_tensors_in_early_exit_give_meta_results_or_clear_errors(entry):
-    """(11) meta tensors: the value checks are skipped; a function returns meta results or, where it needs values
-    (a report of floats, a calibrated threshold), says so with a ValueError / TypeError naming the argument."""
+def test_meta_tensors_in_early_exit_are_refused_naming_the_argument(entry):
+    """(11) meta tensors: the losses and metrics accept them, early exit does not (it decides from spike values).
+    Every entry point raises the ValueError of ``early_exit.rule._require_values``, naming the tensor that is meta:
+    ``spikes`` for evaluate / calibrate, ``step_fn's output at step 0`` for run (its inputs are only passed on)."""
     spikes = torch.rand(4, 6, 3).to("meta")
     target = torch.tensor([0, 1, 2, 0, 1, 2]).to("meta")
     rule = early_exit.ExitRule(checkpoints=[1, 3], thresholds=[0.5, 0.5], max_set_size=1, score="probability",
@@ -446,13 +447,10 @@ def test_meta_tensors_in_early_exit_give_meta_results_or_clear_errors(entry):
                                                             checkpoints=[3]),
         "run": lambda: early_exit.run(lambda x: x, spikes, rule),
     }
-    try:
-        result = calls[entry]()
-    except (ValueError, TypeError) as error:
-        assert "spikes" in str(error) or "meta" in str(error) or "step" in str(error), error
-        record_valid(f"core/meta/{entry} (clear error)")
-        return
-    except Exception as error:  # noqa: BLE001
-        pytest.fail(f"early_exit {entry} on meta tensors: {type(error).__name__}: {error}")
-    record_valid(f"core/meta/{entry}")
-    assert result is not None
+    named = "step_fn's output at step 0" if entry == "run" else "spikes"
+    message = (f"{named} is a meta tensor: early exit decides from spike values, which a meta tensor does not have "
+               "(the losses and metrics accept meta tensors; early exit does not)")
+    with pytest.raises(ValueError) as raised:
+        calls[entry]()
+    assert type(raised.value) is ValueError and str(raised.value) == message
+    record_valid(f"core/meta/{entry} (clear error)")

@@ -209,8 +209,9 @@ def test_metric_class_constructors(name, num_classes, time_dim, num_steps, rule)
 
 @pytest.mark.parametrize("name", ["SpikeAccuracy", "AccuracyOverTime", "TimeToDecision", "EarlyExitMetric"])
 def test_metric_classes_do_not_silently_count_meta_batches(name):
-    """A metric whose states live on the CPU, updated with meta tensors (no values): a clear error, or states that
-    stay meta, never CPU states that silently count the batch as samples with no correct prediction."""
+    """A metric whose states live on the CPU, updated with meta tensors (no values): the ValueError of
+    ``streaming._check_device`` naming ``spikes`` and both devices (torch would add a meta batch to CPU states as
+    nothing), and the states keep what they held, never counting the batch as samples with no correct prediction."""
     rule = early_exit.ExitRule(checkpoints=[1, 3], thresholds=[0.5, 0.5], max_set_size=1, score="probability",
                                smoothing=1.0, num_classes=3, num_steps=4)
     metric = _make_metric(name, 4, 3, 1, 0, rule)
@@ -219,18 +220,14 @@ def test_metric_classes_do_not_silently_count_meta_batches(name):
     target = torch.tensor([0, 0])
     _update(metric, name, spikes, target, 3)
     before = metric.compute()
-    try:
+    with pytest.raises(ValueError) as raised:
         _update(metric, name, spikes.to("meta"), target.to("meta"), 3)
-    except (ValueError, TypeError) as error:
-        assert "meta" in str(error) or "device" in str(error) or "spikes" in str(error), error
-        record_valid(f"core/meta/{name} (clear error)")
-        return
-    except Exception as error:  # noqa: BLE001
-        pytest.fail(f"{name}.update on meta tensors: {type(error).__name__}: {error}")
+    assert type(raised.value) is ValueError and str(raised.value) == (
+        f"spikes is on meta but {name}'s states are on cpu; move the metric with .to('meta') or the spikes to cpu")
     after = metric.compute()
-    values = list(after.values()) if isinstance(after, dict) else [after]
-    if any(v.is_meta for v in values):
-        return
     olds = list(before.values()) if isinstance(before, dict) else [before]
+    values = list(after.values()) if isinstance(after, dict) else [after]
+    assert not any(v.is_meta for v in values), f"{name}'s CPU states became meta: {after}"
     assert all(torch.equal(old, new) or (old.isnan().all() and new.isnan().all()) for old, new in zip(
-        olds, values, strict=True)), f"{name} silently counted a meta batch (values unknown): {before} -> {after}"
+        olds, values, strict=True)), f"{name} counted a refused meta batch: {before} -> {after}"
+    record_valid(f"core/meta/{name} (clear error)")

@@ -13,7 +13,7 @@ from spikemax_plugins import early_exit as ee
 from spikemax_plugins import reference
 
 from ..strategies import exit_problems
-from .support import assert_decisions_match, assert_report_matches, hand_made_rules, twin_fields
+from .support import assert_decisions_match, assert_report_matches, hand_made_rules, hand_rule, twin_fields
 
 # --------------------------------------------------------------------------------------------------- evaluate
 
@@ -113,25 +113,38 @@ def test_streaming_matches_reference_step_by_step(data):
     assert_report_matches(state.report(problem.torch_target()), expected, problem.spikes.shape[0])
 
 
+def thresholds_away_from_scores(thresholds, scores: np.ndarray, checkpoints, gap: float = 1e-9) -> list[float]:
+    """Each finite threshold moved up (by 2 * ``gap`` at a time) until no score of its checkpoint lies within
+    ``gap`` of it: on graded spikes the scores of torch and of the twin may differ in the last bits (summation
+    order), and a decision by ``>=`` at such a threshold would then depend on rounding."""
+    moved = []
+    for value, step in zip(np.asarray(thresholds, dtype=np.float64).tolist(), checkpoints, strict=True):
+        while math.isfinite(value) and np.any(np.abs(scores[step] - value) < gap):
+            value += 2 * gap
+        moved.append(value)
+    return moved
+
+
 @given(data=st.data())
-def test_streaming_equals_offline_on_graded_spikes(data):
-    # Arbitrary graded values (rounded sums): streaming and offline must still decide identically.
+def test_streaming_matches_reference_on_graded_spikes(data):
+    # Arbitrary graded values (rounded sums): the step-by-step state and evaluate (in two layouts) decide as the
+    # NumPy twin does, with thresholds kept clear of the scores by far more than the rounding (class counts sum at
+    # most 8 x 3 terms below 2: relative error < 24 * 2^-53 on scores of magnitude at most 48).
     problem = data.draw(exit_problems(exact=False))
-    rule = data.draw(hand_made_rules(problem))
+    drawn = data.draw(hand_made_rules(problem))
+    scores = reference.exit_confidence(problem.spikes, drawn.score, drawn.smoothing, problem.num_classes)
+    thresholds = thresholds_away_from_scores(drawn.thresholds.numpy(), scores, drawn.checkpoints)
+    rule = hand_rule(problem, drawn.score, drawn.smoothing, drawn.checkpoints, thresholds, drawn.max_set_size)
+    expected = reference.exit_evaluate(problem.spikes, **twin_fields(rule), target=problem.target)
+    num_steps = problem.spikes.shape[0]
     spikes, target = problem.torch_spikes(), problem.torch_target()
-    offline = ee.evaluate(rule, spikes, target)
     state = rule.start(problem.spikes.shape[1])
     for step in spikes:
         state.update(step)
-    online = state.report(target)
-    for name in ("exit_step", "prediction", "prediction_set"):
-        assert torch.equal(getattr(online, name), getattr(offline, name)), name
-    for name in ("steps_simulated", "mean_exit_step", "exit_fraction", "accuracy", "coverage"):
-        assert getattr(online, name) == getattr(offline, name), name
+    assert_report_matches(state.report(target), expected, num_steps)
+    assert_report_matches(ee.evaluate(rule, spikes, target), expected, num_steps)
     # Time at dim 1 gives the same report.
-    moved = ee.evaluate(rule, spikes.transpose(0, 1), target, time_dim=1)
-    for name in ("exit_step", "prediction", "prediction_set"):
-        assert torch.equal(getattr(moved, name), getattr(offline, name)), name
+    assert_report_matches(ee.evaluate(rule, spikes.transpose(0, 1), target, time_dim=1), expected, num_steps)
 
 
 @given(data=st.data())
