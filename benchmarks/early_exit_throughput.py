@@ -44,9 +44,9 @@ def _bench():
     """The bench application's pieces this benchmark reuses (imported late: ``--help`` needs none of them)."""
     from spikemax_bench import provenance
     from spikemax_bench.data import load_dataset
+    from spikemax_bench.loaders import make_loader
     from spikemax_bench.models import build_network
     from spikemax_bench.models.slots import NetworkSlots
-    from spikemax_bench.loaders import make_loader
     from spikemax_bench.sweep import make_loss
     from spikemax_bench.train import train_network
 
@@ -196,8 +196,9 @@ def render(document: dict) -> str:
         f"commit {provenance['git']['commit'][:7]}{' (dirty)' if provenance['git']['dirty'] else ''}. Every "
         "contender's decisions were checked equal to `evaluate` (early exit) or `predict` (full window) first.",
         "",
-        "| framework | loss | accuracy, full window | accuracy, early exit | exit fraction | ideal speed-up | `run`, batched "
-        + "".join(f"| `stream`, {count} slots " for count in slots) + f"| {best}: share of ideal | one sample at a time |",
+        "| framework | loss | accuracy, full window | accuracy, early exit | exit fraction | ideal speed-up "
+        "| `run`, batched " + "".join(f"| `stream`, {count} slots " for count in slots)
+        + f"| {best}: share of ideal | one sample at a time |",
         "|---|---|---|---|---|---|---" + "|---" * len(slots) + "|---|---|",
     ]
     for cell in document["cells"]:

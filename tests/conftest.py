@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(config, items):
 
 def pytest_terminal_summary(terminalreporter):
     """After a run that included the adversarial suites: how many drawn calls were valid, clear errors, unchecked."""
-    support = sys.modules.get("tests.core.adversarial_support")
+    support = sys.modules.get("tests.spikemax_plugins.adversarial.support")
     if support is None:
         return
     lines = support.outcome_lines()

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 import spikemax_plugins as smx
-from spikemax_plugins import early_exit, metrics, streaming
+from spikemax_plugins import early_exit, streaming
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "errors.md"
 

@@ -9,8 +9,8 @@ from torch import nn
 
 from spikemax_plugins import early_exit
 
-from ..adapters import stream_harness as harness
-from ..adapters.stream_harness import NUM_CLASSES, NUM_FEATURES, NUM_SAMPLES
+from .. import stream_support as harness
+from ..stream_support import NUM_CLASSES, NUM_FEATURES, NUM_SAMPLES
 
 norse = pytest.importorskip("norse.torch", reason="the Norse adapter tests need Norse")
 import spikemax_norse  # noqa: E402

@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 import spikemax_plugins as smx
 from spikemax_plugins import functional, modules, reference
-from tests.core.strategies import draw_exact_spikes, draw_spikes
-from tests.core.test_value_checks import HostReadSpy
+
+from .strategies import draw_exact_spikes, draw_spikes
+from .test_value_checks import HostReadSpy
 
 # T = 2 steps, B = 2 samples, N = 3 neurons. Counts: sample 0 [2, 1, 1] -> rates [1, 1/2, 1/2]; sample 1 [1, 0, 0]
 # -> rates [1/2, 0, 0].

@@ -11,10 +11,10 @@ from torch import nn
 import spikemax_plugins
 from spikemax_plugins import early_exit, functional
 
-from ..adapters import adapter_helpers as helpers
-from ..adapters.adapter_helpers import NUM_CLASSES, NUM_INPUTS, assert_same, loss_cases
+from .. import adapter_support as helpers
+from ..adapter_support import NUM_CLASSES, NUM_INPUTS, assert_same, loss_cases
 
-# The tox core env runs tests/core only; a run without sinabs skips this file.
+# The tox core env runs tests/spikemax_plugins only; a run without sinabs skips this file.
 sinabs = pytest.importorskip("sinabs", reason="needs sinabs")
 import sinabs.activation as sa  # noqa: E402
 import sinabs.layers as sl  # noqa: E402

@@ -9,8 +9,8 @@ from torch import nn
 
 from spikemax_plugins import early_exit
 
-from ..adapters import stream_harness as harness
-from ..adapters.stream_harness import NUM_CLASSES, NUM_FEATURES, NUM_SAMPLES, NUM_STEPS
+from .. import stream_support as harness
+from ..stream_support import NUM_CLASSES, NUM_FEATURES, NUM_SAMPLES, NUM_STEPS
 
 snn = pytest.importorskip("snntorch", reason="the snnTorch adapter tests need snnTorch")
 import snntorch.utils  # noqa: E402

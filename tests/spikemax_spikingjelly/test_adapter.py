@@ -10,10 +10,10 @@ from torch import nn
 
 from spikemax_plugins import early_exit, functional, metrics
 
-from ..adapters import adapter_helpers as helpers
-from ..adapters.adapter_helpers import NUM_CLASSES, NUM_INPUTS, assert_same, loss_cases
+from .. import adapter_support as helpers
+from ..adapter_support import NUM_CLASSES, NUM_INPUTS, assert_same, loss_cases
 
-# The tox core env runs tests/core only; a run without SpikingJelly skips this file.
+# The tox core env runs tests/spikemax_plugins only; a run without SpikingJelly skips this file.
 sj_functional = pytest.importorskip("spikingjelly.activation_based.functional", reason="needs SpikingJelly")
 import spikemax_spikingjelly  # noqa: E402
 from spikingjelly.activation_based import base, layer, neuron  # noqa: E402

@@ -1,6 +1,6 @@
 """The snnTorch adapter: same numbers as the core, snnTorch's conventions, registration, a network that learns.
 
-Every test name contains "snntorch": tox selects them with ``-k snntorch``.
+tox runs this folder in the snnTorch environments (`pytest tests/spikemax_snntorch`).
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from torch import nn
 
 from spikemax_plugins import functional, metrics
 
-from . import adapter_helpers as helpers
-from .adapter_helpers import NUM_CLASSES, NUM_INPUTS, assert_same, loss_cases
+from .. import adapter_support as helpers
+from ..adapter_support import NUM_CLASSES, NUM_INPUTS, assert_same, loss_cases
 
-# tox's Norse environments collect this file too (then deselect it by name); there snnTorch is absent.
+# Without snnTorch (the core and Norse environments, or a plain run without the extra) the whole file skips.
 snn = pytest.importorskip("snntorch", reason="the snnTorch adapter tests need snnTorch")
 import snntorch.functional as SF  # noqa: E402
 import snntorch.utils  # noqa: E402

@@ -1,7 +1,7 @@
 """One regression test per finding of the adversarial review (issue 11), each failing on the code before the fix.
 
 The numbers in the names refer to the findings: 1-5 silent wrong results, 6-9 NaN, 10-15 unclear errors (the
-adapter findings 5 and 14 are tested in tests/adapters).
+adapter findings 5 and 14 are tested in tests/spikemax_snntorch and tests/spikemax_norse).
 """
 
 import math

@@ -4,6 +4,8 @@
 - :func:`separable_spikes`: a synthetic task a small SNN learns in a few dozen steps.
 - :func:`train_and_evaluate`: the plain training loop both adapters are tested with.
 - ``assert_*``: the registration and import checks every adapter must pass.
+- :func:`early_exit_runs`, :func:`early_exit_case`, :func:`check_early_exit_report`: the adversarial
+  ``run_early_exit`` cases both adapters' adversarial suites draw (built on the core's adversarial oracles).
 """
 
 from __future__ import annotations
@@ -17,12 +19,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from types import ModuleType
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import strategies as st
 from torch import Tensor, nn
 
 from spikemax_plugins import metrics
+
+from .spikemax_plugins.adversarial.oracles import exit_rules, np_evaluate
+from .spikemax_plugins.adversarial.support import Faults, seeds, spike_values
 
 NUM_CLASSES = 4
 NUM_INPUTS = 20
@@ -299,6 +305,53 @@ def assert_early_exit_runs_without_training(run_early_exit, network: CountingNet
     network.calls = 0
     report = run_early_exit(network, task.test_inputs[:, :8], confident)
     assert network.calls == report.steps_simulated < num_steps
+
+
+# --- adversarial run_early_exit cases, shared by both adapters' adversarial suites --------------------
+
+
+@st.composite
+def early_exit_runs(draw):
+    num_steps, batch_size, classes = draw(st.integers(1, 5)), draw(st.integers(1, 4)), draw(st.integers(2, 3))
+    values = draw(spike_values((num_steps, batch_size, classes), exact=True, negatives=False, specials=False))
+    rule = draw(exit_rules(num_steps, classes, values))
+    time_dim = draw(st.sampled_from([0, 1, -1]))
+    rng = np.random.default_rng(draw(seeds()))
+    target = torch.tensor(rng.integers(0, classes, size=batch_size)) if draw(st.booleans()) else None
+    breakage = draw(st.sampled_from([None] * 5 + ["net", "inputs T", "rule", "target", "time_dim"]))
+    return values, rule, time_dim, target, breakage
+
+
+def early_exit_case(values, rule, time_dim, target, breakage):
+    inputs = torch.tensor(np.moveaxis(values, 0, time_dim))
+    faults = Faults()
+    if breakage == "net":
+        faults.add("net", "not a module")
+        faults.add("model", "not a module")
+    elif breakage == "inputs T":
+        inputs = torch.cat([inputs, inputs], dim=time_dim)
+        faults.add("inputs", "twice the rule's T")
+    elif breakage == "rule":
+        rule = rule.to_dict()
+        faults.add("rule", "a dict, not an ExitRule")
+    elif breakage == "target":
+        target = torch.full((values.shape[1],), 9)
+        faults.add_value("target", "out of range")
+    elif breakage == "time_dim":
+        time_dim = 3
+        faults.add("time_dim", "out of range")
+    return inputs, rule, time_dim, target, faults
+
+
+def check_early_exit_report(report, rule, values, target, calls):
+    expected = np_evaluate(rule.checkpoints, rule.thresholds.tolist(), rule.max_set_size, rule.score, rule.smoothing,
+                           rule.num_classes, values)
+    np.testing.assert_array_equal(report.exit_step.numpy(), expected.exit_step)
+    np.testing.assert_array_equal(report.prediction.numpy(), expected.prediction)
+    np.testing.assert_array_equal(report.prediction_set.numpy(), expected.prediction_set)
+    assert report.steps_simulated == int(expected.exit_step.max()) + 1 == calls
+    if target is not None:
+        assert report.accuracy == pytest.approx((expected.prediction == target.numpy()).mean(), abs=1e-15)
 
 
 # --- continuous batching: a host's SlotNetwork, checked without the engine -----------------------------------

@@ -1,6 +1,6 @@
 """The Norse adapter: same numbers as the core, Norse's (spikes, state) outputs, registration, a network that learns.
 
-Every test name contains "norse": tox selects them with ``-k norse``.
+tox runs this folder in the Norse environments (`pytest tests/spikemax_norse`).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from torch import nn
 import spikemax_plugins
 from spikemax_plugins import functional
 
-from . import adapter_helpers as helpers
-from .adapter_helpers import NUM_CLASSES, NUM_INPUTS, assert_same, loss_cases
+from .. import adapter_support as helpers
+from ..adapter_support import NUM_CLASSES, NUM_INPUTS, assert_same, loss_cases
 
-# tox's snnTorch environments collect this file too (then deselect it by name); there Norse is absent.
+# Without Norse (the core and snnTorch environments, or a plain run without the extra) the whole file skips.
 norse_torch = pytest.importorskip("norse.torch", reason="the Norse adapter tests need Norse")
 import spikemax_norse  # noqa: E402
 

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import spikemax_plugins as smx
-from spikemax_plugins import early_exit, metrics, reference, streaming
+from spikemax_plugins import early_exit, reference, streaming
 
 from .strategies import spike_problems
 
@@ -105,7 +105,8 @@ def _distributed_worker(rank: int, world_size: int, init_file: str, queue) -> No
         spikes = (torch.rand(9, 11, 4, generator=generator) < 0.3).float()
         target = torch.randint(0, 4, (11,), generator=generator)
         shard = slice(rank, None, world_size)  # uneven shards (6 and 5 samples): no padding, no duplicates
-        accuracy, over_time, decision = streaming.SpikeAccuracy(), streaming.AccuracyOverTime(9), streaming.TimeToDecision()
+        accuracy, over_time = streaming.SpikeAccuracy(), streaming.AccuracyOverTime(9)
+        decision = streaming.TimeToDecision()
         accuracy.update(spikes[:, shard], target[shard])
         over_time.update(spikes[:, shard], target[shard])
         decision.update(spikes[:, shard])
