@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..adapters.test_readme_snippets import assert_early_exit_saved_steps, printed_accuracy, run_snippet
+from ..readme_support import assert_early_exit_saved_steps, printed_accuracy, run_snippet
 
 pytest.importorskip("spikingjelly.activation_based", reason="needs SpikingJelly")
 
