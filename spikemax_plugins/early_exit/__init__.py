@@ -43,6 +43,7 @@ torchmetrics twin, :class:`~spikemax_plugins.streaming.EarlyExitMetric`, lives i
 
 from .calibration import calibrate
 from .rule import (
+    CONFORMAL_CHECKPOINTS,
     METHODS,
     SCORES,
     ExitReport,
@@ -56,6 +57,7 @@ from .runners import SlotNetwork, evaluate, run, stream
 __all__ = [
     "SCORES",
     "METHODS",
+    "CONFORMAL_CHECKPOINTS",
     "confidence",
     "calibrate",
     "default_checkpoints",

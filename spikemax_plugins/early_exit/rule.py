@@ -23,8 +23,9 @@ SCORES = ("probability", "margin")
 """The confidence scores of :func:`confidence`: the spike-count probability and the count margin."""
 METHODS = ("conformal", "accuracy")
 """The calibration methods of :func:`~spikemax_plugins.early_exit.calibrate`."""
-# SpikeCP's own setting: few checkpoints keep the Bonferroni factor alpha / K usable on small calibration sets.
 CONFORMAL_CHECKPOINTS = 4
+"""The number of checkpoints of a "conformal" rule by default (SpikeCP's own setting: few checkpoints keep the
+Bonferroni factor alpha / K usable on small calibration sets)."""
 
 
 # ---------------------------------------------------------------------------------------------------- scores
