@@ -136,14 +136,15 @@ def measure_cell(framework: str, loss: str, record: dict, dataset, arguments, be
     }
     decisions = {name: (single.shape[1] if name == "one sample at a time" else frames.shape[1]) for name in contenders}
     # Every contender's decisions, checked before anything is timed.
-    checks = {"full window": bool(torch.equal(contenders["full window"](), metrics.predict(recording)))}
-    for name, contender in contenders.items():
+    outputs = {name: contender() for name, contender in contenders.items()}  # the reports give the work done too
+    checks = {"full window": bool(torch.equal(outputs["full window"], metrics.predict(recording)))}
+    for name, output in outputs.items():
         if name == "full window":
             continue
         reference = expected
         if name == "one sample at a time":
             reference = early_exit.evaluate(rule, recording[:, :arguments.single])
-        checks[name] = _same_decisions(contender(), reference)
+        checks[name] = _same_decisions(output, reference)
     if not all(checks.values()):
         raise SystemExit(f"{framework} {loss}: decisions differ from the reference: {checks}")
 
@@ -159,8 +160,7 @@ def measure_cell(framework: str, loss: str, record: dict, dataset, arguments, be
     rates = {name: [decisions[name] / value for value in values] for name, values in seconds.items()}
     ratios = {name: [rate / full for rate, full in zip(rates[name], rates["full window"], strict=True)]
               for name in contenders}
-    stream_report = early_exit.stream(NetworkSlots(network), frames, rule, slots=max(arguments.slots))
-    run_report = _run_batched(network, frames, rule, arguments.batch_size)
+    stream_report, run_report = outputs[f"stream, {max(arguments.slots)} slots"], outputs["run"]
     return {
         "framework": framework,
         "loss": loss,
@@ -213,10 +213,11 @@ def render(document: dict) -> str:
     lines.append("")
     for cell in targets:
         ratio = cell["ratio_to_full_window"]
-        stream_ratio = ratio.get("stream, 128 slots", ratio[best])
+        target_slots = 128 if 128 in slots else max(slots)  # the targets are stated at 128 slots
+        stream_ratio = ratio[f"stream, {target_slots} slots"]
         share = stream_ratio / cell["ideal_speed_up"]
         lines.append(
-            f"- {cell['framework']}, spikemax_g: `stream` (128 slots) {stream_ratio:.2f}x "
+            f"- {cell['framework']}, spikemax_g: `stream` ({target_slots} slots) {stream_ratio:.2f}x "
             f"({'met' if stream_ratio >= 6 else 'missed'}: target >= 6x), {share:.2f} of the ideal "
             f"({'met' if share >= 0.75 else 'missed'}: target >= 0.75); `run` batched {ratio['run']:.2f}x "
             f"({'met' if ratio['run'] >= 1.0 else 'missed'}: target >= 1.0x)."

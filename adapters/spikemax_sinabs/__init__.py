@@ -104,7 +104,16 @@ def _unsqueeze(spikes: Tensor, squeeze: tuple[int, int] | None) -> Tensor:
     return spikes.reshape(*squeeze, spikes.shape[1])
 
 
-class SpikeMaxGLoss(modules.SpikeMaxGLoss):
+class _SqueezedOutputs:
+    """The loss of a sinabs network's output: ``[B*T, N]`` squeezed outputs are unsqueezed first (``squeeze``)."""
+
+    squeeze: tuple[int, int] | None
+
+    def forward(self, spikes: Tensor, target: Tensor) -> Tensor:
+        return super().forward(_unsqueeze(spikes, self.squeeze), target)  # type: ignore[misc]
+
+
+class SpikeMaxGLoss(_SqueezedOutputs, modules.SpikeMaxGLoss):
     """Global SpikeMax loss (:class:`spikemax_plugins.SpikeMaxGLoss`) for sinabs' batch-first outputs.
 
     The options are the core's, with ``time_dim=1`` by default; ``num_timesteps=`` or ``batch_size=`` (exactly one,
@@ -138,11 +147,8 @@ class SpikeMaxGLoss(modules.SpikeMaxGLoss):
         )
         self.squeeze = _squeeze_option(batch_size, num_timesteps, time_dim)
 
-    def forward(self, spikes: Tensor, target: Tensor) -> Tensor:
-        return super().forward(_unsqueeze(spikes, self.squeeze), target)
 
-
-class SpikeMaxSLoss(modules.SpikeMaxSLoss):
+class SpikeMaxSLoss(_SqueezedOutputs, modules.SpikeMaxSLoss):
     """Sliding-window SpikeMax loss (:class:`spikemax_plugins.SpikeMaxSLoss`) for sinabs' batch-first outputs.
 
     ``window=`` is required; the other options and the shapes are those of :class:`SpikeMaxGLoss`.
@@ -170,11 +176,8 @@ class SpikeMaxSLoss(modules.SpikeMaxSLoss):
         )
         self.squeeze = _squeeze_option(batch_size, num_timesteps, time_dim)
 
-    def forward(self, spikes: Tensor, target: Tensor) -> Tensor:
-        return super().forward(_unsqueeze(spikes, self.squeeze), target)
 
-
-class MSECountLoss(modules.MSECountLoss):
+class MSECountLoss(_SqueezedOutputs, modules.MSECountLoss):
     """Spike-count MSE baseline (:class:`spikemax_plugins.MSECountLoss`) for sinabs' batch-first outputs.
 
     ``true_rate=`` and ``false_rate=`` are required; ``time_dim``, ``num_timesteps``, ``batch_size`` and the
@@ -198,9 +201,6 @@ class MSECountLoss(modules.MSECountLoss):
             time_dim=time_dim,
         )
         self.squeeze = _squeeze_option(batch_size, num_timesteps, time_dim)
-
-    def forward(self, spikes: Tensor, target: Tensor) -> Tensor:
-        return super().forward(_unsqueeze(spikes, self.squeeze), target)
 
 
 # --- early exit: sinabs' states ------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from .. import _validation as check
 from .._counts import time_first
 from .rule import ExitRule
 
+_EXHAUSTED = object()  # the end of the source (an iterable may yield None: a bad batch, reported as such)
+
 
 class SampleQueue:
     """The samples waiting for a row, pulled batch by batch from a tensor or an iterable.
@@ -31,7 +33,9 @@ class SampleQueue:
         self.dtype: torch.dtype | None = None
         self._waiting: list[Tensor] = []  # time-first chunks, [T, b, ...]
         self._waiting_count = 0
-        if isinstance(inputs, Tensor):
+        self._one_tensor = isinstance(inputs, Tensor)
+        self._whole: Tensor | None = None  # that tensor, time-first and checked, once pulled
+        if self._one_tensor:
             self._source: Iterator[Any] | None = iter([inputs])
         elif isinstance(inputs, Iterable) and not isinstance(inputs, (str, bytes)):
             self._source = iter(inputs)
@@ -46,8 +50,8 @@ class SampleQueue:
         """Add the next batch of the source to the queue; False when the source is exhausted."""
         if self._source is None:
             return False
-        item = next(self._source, None)
-        if item is None:
+        item = next(self._source, _EXHAUSTED)
+        if item is _EXHAUSTED:
             self._source = None
             return False
         name = f"inputs batch {self._batch_index}"
@@ -71,7 +75,8 @@ class SampleQueue:
                                  f"indices, got {what}")
             self.targets.append(batch_target)
         self._batch_index += 1
-        self._whole = steps
+        if self._one_tensor:
+            self._whole = steps
         if steps.shape[1]:
             self._waiting.append(steps)
             self._waiting_count += steps.shape[1]
@@ -98,10 +103,10 @@ class SampleQueue:
             )
         return steps if self.device is None else steps.to(self.device)
 
-    @property
-    def whole(self) -> Tensor:
-        """The one tensor a tensor source held, time-first (checked, on ``device``)."""
-        return self._whole
+    def store(self, first: Tensor) -> WholeInputs | BufferedInputs:
+        """Where the rows read their inputs: the one input tensor itself, or a buffer that starts with ``first``
+        (the samples of the first rows, ``[T, S, ...]``)."""
+        return WholeInputs(self._whole) if self._whole is not None else BufferedInputs(first)
 
     def take(self, count: int) -> Tensor | None:
         """Up to ``count`` waiting samples as ``[T, k, ...]``; None if none wait."""

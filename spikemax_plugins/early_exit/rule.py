@@ -367,7 +367,9 @@ def thresholds_by_step(rule: ExitRule, device: torch.device) -> tuple[Tensor, Te
     return thresholds, is_checkpoint
 
 
-def check_step_spikes(step_spikes: object, rows: int, rule: ExitRule, device: torch.device, what: str) -> Tensor:
+def check_step_spikes(
+    step_spikes: object, rows: int, rule: ExitRule, device: torch.device | None, what: str
+) -> Tensor:
     """One step's output spikes: a floating-point ``[rows, N]`` tensor on ``device``, ``N`` a multiple of C."""
     if not isinstance(step_spikes, Tensor):
         raise TypeError(f"{what} must be a torch.Tensor [B, N], got {type(step_spikes).__name__}")
@@ -407,26 +409,29 @@ class ExitState:
         self.prediction = torch.full((batch_size,), NO_DECISION, dtype=torch.int64, device=self.device)
         self.prediction_set = torch.zeros(batch_size, rule.num_classes, dtype=torch.bool, device=self.device)
         self.done = torch.zeros(batch_size, dtype=torch.bool, device=self.device)
-        self._thresholds = rule.thresholds.to(self.device, dtype)
-        self._checkpoint_of_step = {step: index for index, step in enumerate(rule.checkpoints)}
+        self._thresholds, _ = thresholds_by_step(rule, self.device)
+        self._checkpoints = set(rule.checkpoints)
         self._every_row = torch.ones(batch_size, dtype=torch.bool, device=self.device)
         self._no_row = torch.zeros(batch_size, dtype=torch.bool, device=self.device)
-        self._check_values = True
 
     def update(self, step_spikes: Tensor) -> Tensor:
         """Add one step's output spikes ``(B, N)``; decide at checkpoints. Returns ``done``, bool ``(B)``."""
-        rule = self.rule
-        if self.step >= rule.num_steps:
-            raise RuntimeError(f"this state has already received all T = {rule.num_steps} steps of the rule")
-        check_step_spikes(step_spikes, self.batch_size, rule, self.device, "step_spikes")
-        if self._check_values and check.values_checkable(step_spikes):
+        if self.step >= self.rule.num_steps:
+            raise RuntimeError(f"this state has already received all T = {self.rule.num_steps} steps of the rule")
+        check_step_spikes(step_spikes, self.batch_size, self.rule, self.device, "step_spikes")
+        if check.values_checkable(step_spikes):
             _check_spike_values(step_spikes, "step_spikes")
+        return self.advance(step_spikes)
+
+    def advance(self, step_spikes: Tensor) -> Tensor:
+        """:meth:`update` for spikes its caller has checked already (a whole recording at once, or each step
+        with its own messages): the runners call this, so no step is checked twice."""
+        rule = self.rule
         self.counts = self.counts + group_population(step_spikes.to(self.counts.dtype), rule.num_classes)
-        checkpoint = self._checkpoint_of_step.get(self.step)
-        if checkpoint is not None:
+        if self.step in self._checkpoints:
             at_last_step = self._every_row if self.step == rule.num_steps - 1 else self._no_row
             exits, prediction, admitted = decide_rows(
-                rule, self.counts, self._thresholds[checkpoint], self._every_row, at_last_step
+                rule, self.counts, self._thresholds[self.step], self._every_row, at_last_step
             )
             exits = exits & ~self.done
             self.exit_step = torch.where(exits, self.step, self.exit_step)

@@ -69,9 +69,8 @@ def evaluate(rule: ExitRule, spikes: Tensor, target: Tensor | None = None, *, ti
     steps = _check_rule_spikes(rule, spikes, time_dim)
     with torch.no_grad():
         state = rule.start(steps.shape[1], device=steps.device)
-        state._check_values = False  # the whole recording was checked above, in one synchronisation
         for step in steps:
-            state.update(step)
+            state.advance(step)  # the whole recording was checked above, in one synchronisation
         return state.report(target)
 
 
@@ -117,9 +116,11 @@ def run(
     with torch.no_grad():
         for step in range(rule.num_steps):
             output = _checked_step_output(step_fn(per_step[step]), step, rule, state)
+            if check.values_checkable(output):
+                _check_spike_values(output, "step_spikes")
             if state is None:
                 state = rule.start(output.shape[0], device=output.device)
-            done = state.update(output)
+            done = state.advance(output)
             # Decisions change only at checkpoints: only there can the last sample have exited.
             if step in checkpoints and bool(done.all()):
                 break
@@ -151,6 +152,8 @@ def _checked_step_output(output: object, step: int, rule: ExitRule, state: ExitS
             f"step_fn returned B = {output.shape[0]} samples at step {step} but B = {state.batch_size} before: the "
             "batch must stay the same through the steps"
         )
+    if state is not None and output.device != state.device:
+        raise ValueError(f"step_spikes is on {output.device} but the state is on {state.device}")
     _require_values(output, f"step_fn's output at step {step}")
     return output
 
@@ -226,6 +229,8 @@ def stream(
     slots = check.check_int(slots, "slots", minimum=1)
     if isinstance(time_dim, bool) or not isinstance(time_dim, int):
         raise TypeError(f"time_dim must be an int, got {type(time_dim).__name__}")
+    # The target's type is refused before the stream runs; its length (N is known only at the end of an iterable)
+    # and values are checked with the report.
     if target is not None and not check.is_index_tensor(target):
         kind = f"a tensor of dtype {target.dtype}" if isinstance(target, Tensor) else type(target).__name__
         raise TypeError(f"target must be an integer tensor of class indices [N], got {kind}")
@@ -236,11 +241,7 @@ def stream(
             raise ValueError("inputs hold no sample: early exit needs at least one")
         if queue.has_pair_targets and target is not None:
             raise ValueError("target must be None when inputs yield (inputs, target) pairs: they carry it")
-        if isinstance(inputs, Tensor):
-            store: WholeInputs | BufferedInputs = WholeInputs(queue.whole)
-        else:
-            store = BufferedInputs(first)
-        engine = _Engine(network, rule, store, first.shape[1], check.values_checkable(first))
+        engine = _Engine(network, rule, queue.store(first), first.shape[1], check.values_checkable(first))
         while engine.live_rows:
             exited = engine.step()
             if exited.numel():
@@ -284,14 +285,14 @@ class _Engine:
         x = self.inputs.gather(self.row_step.to(device), self.row_column.to(device))
         output = self.network.step(x)
         what = f"network.step's output at call {self.calls}"
+        # The first output sets the device of the decisions; every later one must stay there.
+        device = self.row_counts.device if self.row_counts is not None else getattr(output, "device", None)
+        check_step_spikes(output, rows, self.rule, device, what)
         if self.row_counts is None:
-            device = check_step_spikes(output, rows, self.rule, output.device if isinstance(output, Tensor) else
-                                       torch.device("cpu"), what).device
             self.row_counts = torch.zeros(rows, self.rule.num_classes, dtype=decision_dtype(device), device=device)
             self._tables = thresholds_by_step(self.rule, device)
             self.row_step, self.row_sample = self.row_step.to(device), self.row_sample.to(device)
             self.row_column = self.row_column.to(device)
-        check_step_spikes(output, rows, self.rule, self.row_counts.device, what)
         if self.check_values and check.values_checkable(output):
             _check_spike_values(output, what)
         self.calls += 1

@@ -143,6 +143,9 @@ def test_stream_refuses_bad_arguments():
         ee.stream(_Replay(recording), _inputs(3, 2), rule, slots=1, target=torch.tensor([0, 1, 0]))
     with pytest.raises(ValueError, match=r"inputs hold no sample"):
         ee.stream(network, [], rule, slots=1)
+    # A batch that is None is a bad batch, not the end of the stream.
+    with pytest.raises(TypeError, match=r"inputs batch 1 must be a torch.Tensor \[T, b, \.\.\.\] .*, got NoneType"):
+        ee.stream(_Replay(recording), [_inputs(3, 2)[:, :1], None], rule, slots=1)
     with pytest.raises(ValueError, match=r"network.step's output at call 0 must be \[B, N\] with B = 2"):
         ee.stream(_Replay(torch.zeros(3, 2, 2, 2)), _inputs(3, 2), rule, slots=2)
 
