@@ -5,7 +5,7 @@ snnTorch nor Norse. :func:`set_value_checks` / :class:`value_checks` turn the va
 """
 
 from . import early_exit, functional, metrics, modules, reference
-from ._validation import set_value_checks, value_checks, value_checks_enabled
+from ._value_checks import set_value_checks, value_checks, value_checks_enabled
 from .functional import activity_penalty, mse_count, spikemax_g, spikemax_s
 from .metrics import (
     accuracy,

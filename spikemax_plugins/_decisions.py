@@ -184,14 +184,8 @@ def _checked_fan_out(
 
 def _checked_until(until: object, per_step_shape: torch.Size, device: torch.device, value_checks: list) -> Tensor:
     num_steps, batch_size = per_step_shape
-    if not check.is_index_tensor(until):
-        kind = f"a tensor of dtype {until.dtype}" if isinstance(until, Tensor) else type(until).__name__
-        raise TypeError(f"until must be an integer tensor [B] of last steps, got {kind}")
-    if until.shape != (batch_size,):
-        raise ValueError(f"until must be [B] = [{batch_size}], got shape {tuple(until.shape)}")
-    if until.device != device:
-        raise ValueError(f"until is on {until.device} but layer_spikes is on {device}")
-    until = until.long()  # aminmax has no kernel for uint16/uint32
+    # int64: aminmax has no kernel for uint16/uint32.
+    until = check.check_index_vector(until, "until", "[B] of last steps", batch_size, device, "layer_spikes is")
 
     def require_steps(low: float, high: float) -> None:
         if low < 0 or high > num_steps - 1:
@@ -210,14 +204,7 @@ def _non_negative(what: str, kind: str) -> Callable[[float, float], None]:
 
 def checked_exit_target(target: object, batch_size: int, num_classes: int, device: torch.device) -> Tensor:
     """The class indices ``[B]`` an early-exit report is scored against, as int64."""
-    if not check.is_index_tensor(target):
-        kind = f"a tensor of dtype {target.dtype}" if isinstance(target, Tensor) else type(target).__name__
-        raise TypeError(f"target must be an integer tensor of class indices [B], got {kind}")
-    if target.shape != (batch_size,):
-        raise ValueError(f"target must be [B] = [{batch_size}], got shape {tuple(target.shape)}")
-    if target.device != device:
-        raise ValueError(f"target is on {target.device} but the spikes are on {device}")
-    target = target.long()
+    target = check.check_index_vector(target, "target", "of class indices [B]", batch_size, device, "the spikes are")
     if check.values_checkable(target):
         low, high = check._read([*torch.aminmax(target)])
         if low < 0 or high >= num_classes:

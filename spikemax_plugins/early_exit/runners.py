@@ -231,9 +231,8 @@ def stream(
         raise TypeError(f"time_dim must be an int, got {type(time_dim).__name__}")
     # The target's type is refused before the stream runs; its length (N is known only at the end of an iterable)
     # and values are checked with the report.
-    if target is not None and not check.is_index_tensor(target):
-        kind = f"a tensor of dtype {target.dtype}" if isinstance(target, Tensor) else type(target).__name__
-        raise TypeError(f"target must be an integer tensor of class indices [N], got {kind}")
+    if target is not None:
+        check.require_index_tensor(target, "target", "of class indices [N]")
     queue = SampleQueue(inputs, rule, time_dim, None if device is None else torch.device(device))
     with torch.no_grad():
         first = queue.take(slots)  # [T, S, ...], a view of the caller's inputs

@@ -74,7 +74,7 @@ NO_READ_CALLS = {
 def test_value_checks_off_read_no_values(name):
     """With set_value_checks(False) no function reads a value back to the host (the point of the switch on a GPU):
     here, on the CPU, every way of reading one (.item(), .tolist(), bool(), the package's _read) raises."""
-    from spikemax_plugins import _validation
+    from spikemax_plugins import _validation, _value_checks
 
     spikes = torch.rand(4, 2, 3)
     target = torch.tensor([0, 2])
@@ -83,8 +83,10 @@ def test_value_checks_off_read_no_values(name):
         raise AssertionError(f"{name} read a value with the value checks off")
 
     with pytest.MonkeyPatch.context() as patch, smx.value_checks(False):
+        # _read lives in _value_checks, and callers also reach it as _validation._read: both are refused.
+        patch.setattr(_value_checks, "_read", refuse)
         patch.setattr(_validation, "_read", refuse)
-        patch.setattr(_validation, "_exact_range", refuse)
+        patch.setattr(_value_checks, "_exact_range", refuse)
         patch.setattr(torch.Tensor, "item", refuse)
         patch.setattr(torch.Tensor, "tolist", refuse)
         patch.setattr(torch.Tensor, "__bool__", refuse)
