@@ -9,7 +9,7 @@ execute them); one that is not installed is left out. Checks:
     import no bench;
 (c) only the library's root ``__init__`` defines a module-level ``__getattr__``;
 (d) the adapters use only public names of the library (``spikemax_plugins._registration``, the documented
-    registration helper, excepted); the violations of today are listed in ``KNOWN_PRIVATE_IMPORTS``.
+    registration helper, excepted).
 
 ``test_largest_library_modules`` prints the library's largest modules (run with ``-s``); it asserts no size.
 """
@@ -30,14 +30,6 @@ PACKAGES = (LIBRARY, *ADAPTERS, BENCH)
 BENCH_PREFIXES = (BENCH,)
 HOSTS = ("snntorch", "norse", "spikingjelly", "sinabs", "neurobench")
 ALLOWED_PRIVATE = {f"{LIBRARY}._registration"}  # the documented internal registration helper of the adapters
-# Private names of the library the adapters use today. Each fix removes its entry (a stale entry fails
-# test_known_private_imports_are_current); once the set is empty, delete the xfail below.
-KNOWN_PRIVATE_IMPORTS = {
-    "spikemax_snntorch -> spikemax_plugins._validation",
-    "spikemax_snntorch -> spikemax_plugins._validation.check_weight_option",
-    "spikemax_snntorch -> spikemax_plugins.functional._spikemax_loss",
-    "spikemax_snntorch -> spikemax_plugins.functional._spikemax_options",
-}
 
 
 @dataclass
@@ -281,20 +273,6 @@ def adapter_private_uses(modules: dict[str, Module]) -> set[str]:
     }
 
 
-def test_adapters_use_no_new_private_name_of_the_library(modules):
-    new = adapter_private_uses(modules) - KNOWN_PRIVATE_IMPORTS
-    assert not new, f"adapters use private names of {LIBRARY}: {sorted(new)}"
-
-
-def test_known_private_imports_are_current(modules):
-    installed = {package_of(name) for name in modules}
-    known = {entry for entry in KNOWN_PRIVATE_IMPORTS if entry.split(" -> ")[0] in installed}
-    stale = known - adapter_private_uses(modules)
-    assert not stale, f"fixed: remove from KNOWN_PRIVATE_IMPORTS: {sorted(stale)}"
-
-
-@pytest.mark.xfail(strict=True, reason="the snnTorch adapter uses spikemax_plugins._validation (check_weight_option) "
-                   "and functional._spikemax_options / functional._spikemax_loss; see KNOWN_PRIVATE_IMPORTS")
 def test_adapters_use_only_public_names_of_the_library(modules):
     found = adapter_private_uses(modules)
     assert not found, f"adapters use private names of {LIBRARY}: {sorted(found)}"

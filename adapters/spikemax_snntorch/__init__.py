@@ -42,7 +42,7 @@ except ModuleNotFoundError as error:
 import torch
 from torch import Tensor, nn
 
-from spikemax_plugins import _registration, _validation, early_exit, functional, metrics
+from spikemax_plugins import _registration, early_exit, functional, metrics, modules
 
 __all__ = [
     "spikemax_g_loss",
@@ -102,36 +102,24 @@ class spikemax_g_loss(LossFunctions):  # noqa: N801  (snnTorch names its loss cl
         label_smoothing: float = 0.0,
         time_dim: int = 0,
     ) -> None:
-        self._build(population_code, num_classes, reduction, weight, mode, temperature, smoothing,
-                    label_smoothing, time_dim, window=None, stride=1)
+        options = dict(mode=mode, temperature=temperature, smoothing=smoothing, label_smoothing=label_smoothing,
+                       time_dim=time_dim)
+        self._build(population_code, num_classes, reduction, weight, options)
         self.__name__ = "spikemax_g_loss"  # snnTorch's losses carry their name on the instance
 
     def _build(
-        self,
-        population_code: bool,
-        num_classes: int | bool,
-        reduction: str,
-        weight: Tensor | None,
-        mode: str,
-        temperature: float,
-        smoothing: float,
-        label_smoothing: float,
-        time_dim: int,
-        *,
-        window: int | None,
-        stride: int,
+        self, population_code: bool, num_classes: int | bool, reduction: str, weight: Tensor | None, options: dict
     ) -> None:
-        super().__init__(reduction=reduction, weight=_validation.check_weight_option(weight))
+        """Check everything as the core module does (it is built here for that), then keep the core's keyword
+        options for the calls; ``options`` with ``window`` is the sliding-window loss."""
         self.population_code = population_code
         self.num_classes = num_classes
-        core_num_classes = _core_num_classes(population_code, num_classes)
-        self._options = functional._spikemax_options(
-            mode, temperature, smoothing, reduction, core_num_classes, label_smoothing, window, stride, time_dim
-        )
-        if self.weight is not None and core_num_classes is not None and self.weight.shape[0] != core_num_classes:
-            raise ValueError(
-                f"weight must be [num_classes] = [{core_num_classes}], got shape {tuple(self.weight.shape)}"
-            )
+        self._options = {"reduction": reduction, "num_classes": _core_num_classes(population_code, num_classes),
+                         **options}
+        sliding = "window" in options
+        core = (modules.SpikeMaxSLoss if sliding else modules.SpikeMaxGLoss)(weight=weight, **self._options)
+        self._function = functional.spikemax_s if sliding else functional.spikemax_g
+        super().__init__(reduction=reduction, weight=core.weight)
 
     # LossFunctions.__call__ would re-reduce with snnTorch's weighted mean; the core already reduces as torch does.
     def __call__(self, spk_out: Tensor, targets: Tensor) -> Tensor:
@@ -141,7 +129,7 @@ class spikemax_g_loss(LossFunctions):  # noqa: N801  (snnTorch names its loss cl
         movable = weight is not None and not weight.is_meta and isinstance(spk_out, Tensor)
         if movable and weight.device != spk_out.device:
             weight = weight.to(spk_out.device)
-        return functional._spikemax_loss(spk_out, targets, weight, self._options)
+        return self._function(spk_out, targets, weight=weight, **self._options)
 
 
 class spikemax_s_loss(spikemax_g_loss):  # noqa: N801
@@ -167,8 +155,9 @@ class spikemax_s_loss(spikemax_g_loss):  # noqa: N801
     ) -> None:
         if window is None:
             raise TypeError("window must be an int >= 1, got None (use spikemax_g_loss for the whole window)")
-        self._build(population_code, num_classes, reduction, weight, mode, temperature, smoothing,
-                    label_smoothing, time_dim, window=window, stride=stride)
+        options = dict(window=window, stride=stride, mode=mode, temperature=temperature, smoothing=smoothing,
+                       label_smoothing=label_smoothing, time_dim=time_dim)
+        self._build(population_code, num_classes, reduction, weight, options)
         self.__name__ = "spikemax_s_loss"
 
 
