@@ -108,22 +108,40 @@ _cached_spikemax_options = functools.lru_cache(maxsize=256, typed=True)(_validat
 _cached_mse_count_options = functools.lru_cache(maxsize=256, typed=True)(_validate_mse_count_options)
 
 
-def _validated(validate: Callable[..., _Options], cached: Callable[..., _Options]) -> Callable[..., _Options]:
-    """``validate``, answered from ``cached`` (a dictionary lookup) for options seen before."""
-
-    def options(*values: object) -> _Options:
-        if not torch.compiler.is_compiling():  # dynamo does not trace into lru_cache; validating is cheap anyway
-            try:
-                return cached(*values)
-            except TypeError:
-                pass  # an unhashable option: the uncached call below raises the error that names it
+def _answered(validate: Callable[..., _Options], cached: Callable[..., _Options], values: tuple) -> _Options:
+    """``validate(*values)``, answered from ``cached`` (a dictionary lookup) for options seen before."""
+    if torch.compiler.is_compiling():  # dynamo does not trace into lru_cache; validating is cheap anyway
         return validate(*values)
+    try:
+        hash(values)
+    except TypeError:
+        return validate(*values)  # an unhashable option cannot be a cache key: validating it names it
+    return cached(*values)
 
-    return options
+
+def _spikemax_options(
+    *,
+    mode: object,
+    temperature: object,
+    smoothing: object,
+    reduction: object,
+    num_classes: object,
+    label_smoothing: object,
+    window: object = None,
+    stride: object = 1,
+    time_dim: object,
+) -> _SpikeMaxOptions:
+    """The validated options of both SpikeMax losses (``window=None``: the whole recording), cached."""
+    values = (mode, temperature, smoothing, reduction, num_classes, label_smoothing, window, stride, time_dim)
+    return _answered(_validate_spikemax_options, _cached_spikemax_options, values)
 
 
-_spikemax_options = _validated(_validate_spikemax_options, _cached_spikemax_options)
-_mse_count_options = _validated(_validate_mse_count_options, _cached_mse_count_options)
+def _mse_count_options(
+    *, true_rate: object, false_rate: object, reduction: object, num_classes: object, time_dim: object
+) -> _MSECountOptions:
+    """The validated options of the count MSE, cached."""
+    values = (true_rate, false_rate, reduction, num_classes, time_dim)
+    return _answered(_validate_mse_count_options, _cached_mse_count_options, values)
 
 
 # ---------------------------------------------------------------------------------------------- the losses
@@ -327,7 +345,8 @@ def spikemax_g(
     :func:`spikemax_plugins.set_value_checks`.
     """
     options = _spikemax_options(
-        mode, temperature, smoothing, reduction, num_classes, label_smoothing, None, 1, time_dim
+        mode=mode, temperature=temperature, smoothing=smoothing, reduction=reduction, num_classes=num_classes,
+        label_smoothing=label_smoothing, time_dim=time_dim,
     )
     return _spikemax_loss(spikes, target, weight, options)
 
@@ -372,7 +391,8 @@ def spikemax_s(
     if window is None:
         raise TypeError("window must be an int in [1, T], got None (use spikemax_g for the whole window)")
     options = _spikemax_options(
-        mode, temperature, smoothing, reduction, num_classes, label_smoothing, window, stride, time_dim
+        mode=mode, temperature=temperature, smoothing=smoothing, reduction=reduction, num_classes=num_classes,
+        label_smoothing=label_smoothing, window=window, stride=stride, time_dim=time_dim,
     )
     return _spikemax_loss(spikes, target, weight, options)
 
@@ -432,5 +452,7 @@ def mse_count(
         - target: ``(B)`` or ``(B, C)``
         - output: scalar, or ``(B)`` with ``reduction="none"``
     """
-    options = _mse_count_options(true_rate, false_rate, reduction, num_classes, time_dim)
+    options = _mse_count_options(
+        true_rate=true_rate, false_rate=false_rate, reduction=reduction, num_classes=num_classes, time_dim=time_dim
+    )
     return _mse_count_loss(spikes, target, weight, options)

@@ -50,7 +50,8 @@ class SpikeMaxGLoss(_WeightedLoss):
     ) -> None:
         super().__init__(weight)
         self.options = F._spikemax_options(
-            mode, temperature, smoothing, reduction, num_classes, label_smoothing, None, 1, time_dim
+            mode=mode, temperature=temperature, smoothing=smoothing, reduction=reduction, num_classes=num_classes,
+            label_smoothing=label_smoothing, time_dim=time_dim,
         )
         _check_weight_classes(self.weight, num_classes)
 
@@ -85,7 +86,8 @@ class SpikeMaxSLoss(_WeightedLoss):
         if window is None:
             raise TypeError("window must be an int >= 1, got None (use SpikeMaxGLoss for the whole window)")
         self.options = F._spikemax_options(
-            mode, temperature, smoothing, reduction, num_classes, label_smoothing, window, stride, time_dim
+            mode=mode, temperature=temperature, smoothing=smoothing, reduction=reduction, num_classes=num_classes,
+            label_smoothing=label_smoothing, window=window, stride=stride, time_dim=time_dim,
         )
         _check_weight_classes(self.weight, num_classes)
 
@@ -113,7 +115,9 @@ class MSECountLoss(_WeightedLoss):
         time_dim: int = 0,
     ) -> None:
         super().__init__(weight)
-        self.options = F._mse_count_options(true_rate, false_rate, reduction, num_classes, time_dim)
+        self.options = F._mse_count_options(
+            true_rate=true_rate, false_rate=false_rate, reduction=reduction, num_classes=num_classes, time_dim=time_dim
+        )
         _check_weight_classes(self.weight, num_classes)
 
     def forward(self, spikes: Tensor, target: Tensor) -> Tensor:
