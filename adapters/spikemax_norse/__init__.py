@@ -130,7 +130,19 @@ class MSECountLoss(modules.MSECountLoss):
         return super().forward(spikes_of(spikes), target)
 
 
-def spikemax_g(spikes: SpikesOrNorseOutput, target: Tensor, **options: Any) -> Tensor:
+def spikemax_g(
+    spikes: SpikesOrNorseOutput,
+    target: Tensor,
+    *,
+    mode: str = "probability",
+    temperature: float = 1.0,
+    smoothing: float = 1.0,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    num_classes: int | None = None,
+    label_smoothing: float = 0.0,
+    time_dim: int = 0,
+) -> Tensor:
     """:func:`spikemax_plugins.functional.spikemax_g` (same keyword options) that also takes ``(spikes, state)``.
 
     Shape:
@@ -138,15 +150,36 @@ def spikemax_g(spikes: SpikesOrNorseOutput, target: Tensor, **options: Any) -> T
         - target: ``(B)`` or ``(B, C)``
         - output: scalar, or ``(B)`` with ``reduction="none"``
     """
-    return functional.spikemax_g(spikes_of(spikes), target, **options)
+    return functional.spikemax_g(
+        spikes_of(spikes), target, mode=mode, temperature=temperature, smoothing=smoothing, weight=weight,
+        reduction=reduction, num_classes=num_classes, label_smoothing=label_smoothing, time_dim=time_dim,
+    )
 
 
-def spikemax_s(spikes: SpikesOrNorseOutput, target: Tensor, **options: Any) -> Tensor:
+def spikemax_s(
+    spikes: SpikesOrNorseOutput,
+    target: Tensor,
+    *,
+    window: int,
+    stride: int = 1,
+    mode: str = "probability",
+    temperature: float = 1.0,
+    smoothing: float = 1.0,
+    weight: Tensor | None = None,
+    reduction: str = "mean",
+    num_classes: int | None = None,
+    label_smoothing: float = 0.0,
+    time_dim: int = 0,
+) -> Tensor:
     """:func:`spikemax_plugins.functional.spikemax_s` (``window=`` required) that also takes ``(spikes, state)``.
 
     Shape: as :func:`spikemax_g`.
     """
-    return functional.spikemax_s(spikes_of(spikes), target, **options)
+    return functional.spikemax_s(
+        spikes_of(spikes), target, window=window, stride=stride, mode=mode, temperature=temperature,
+        smoothing=smoothing, weight=weight, reduction=reduction, num_classes=num_classes,
+        label_smoothing=label_smoothing, time_dim=time_dim,
+    )
 
 
 def run_early_exit(

@@ -162,28 +162,36 @@ class spikemax_s_loss(spikemax_g_loss):  # noqa: N801
 
 
 def accuracy_over_time(
-    spk_out: Tensor, targets: Tensor, population_code: bool = False, num_classes: int | bool = False
+    spk_out: Tensor,
+    targets: Tensor,
+    population_code: bool = False,
+    num_classes: int | bool = False,
+    *,
+    time_dim: int = 0,
 ) -> Tensor:
     """:func:`spikemax_plugins.metrics.accuracy_over_time`, called like ``SF.accuracy_rate``.
 
     Unlike ``SF.accuracy_rate``, a tie for the most spikes (all-silent output included) counts as wrong.
 
     Shape:
-        - spk_out: ``(num_steps, batch, num_outputs)``
+        - spk_out: ``(num_steps, batch, num_outputs)`` (another layout with ``time_dim``)
         - targets: ``(batch)`` class indices
         - output: ``(num_steps)`` float32 tensor
     """
-    return metrics.accuracy_over_time(spk_out, targets, _core_num_classes(population_code, num_classes))
+    return metrics.accuracy_over_time(spk_out, targets, _core_num_classes(population_code, num_classes),
+                                      time_dim=time_dim)
 
 
-def time_to_decision(spk_out: Tensor, population_code: bool = False, num_classes: int | bool = False) -> Tensor:
+def time_to_decision(
+    spk_out: Tensor, population_code: bool = False, num_classes: int | bool = False, *, time_dim: int = 0
+) -> Tensor:
     """:func:`spikemax_plugins.metrics.time_to_decision` (``-1``: no decision), called like ``SF.accuracy_rate``.
 
     Shape:
-        - spk_out: ``(num_steps, batch, num_outputs)``
+        - spk_out: ``(num_steps, batch, num_outputs)`` (another layout with ``time_dim``)
         - output: ``(batch)`` int64 tensor
     """
-    return metrics.time_to_decision(spk_out, _core_num_classes(population_code, num_classes))
+    return metrics.time_to_decision(spk_out, _core_num_classes(population_code, num_classes), time_dim=time_dim)
 
 
 def run_early_exit(

@@ -296,3 +296,13 @@ def test_norse_early_exit_refuses_time_looping_modules():
         spikemax_norse.run_early_exit(looping, torch.rand(5, 2, NUM_INPUTS), rule)
     with pytest.raises(ValueError, match=r"inputs must have the rule's T = 5 steps, got 7"):
         spikemax_norse.run_early_exit(_norse_wired_cells(), torch.rand(7, 2, NUM_INPUTS), rule)
+
+
+def test_norse_functions_show_the_core_signature():
+    import inspect
+
+    for name in ("spikemax_g", "spikemax_s"):
+        adapter = inspect.signature(getattr(spikemax_norse, name)).parameters
+        core = inspect.signature(getattr(functional, name)).parameters
+        assert list(adapter)[2:] == list(core)[2:], name  # every keyword option, in the core's order
+        assert all(adapter[key].default == core[key].default for key in list(core)[2:]), name

@@ -309,3 +309,13 @@ def test_snntorch_early_exit_resets_a_network_nested_in_another_module():
 def test_snntorch_early_exit_refuses_what_is_not_a_network():
     with pytest.raises(TypeError, match=r"net must be a torch.nn.Module"):
         spikemax_snntorch.run_early_exit(lambda x: x, torch.zeros(3, 2, 4), None)
+
+
+def test_snntorch_metrics_take_time_dim():
+    generator = torch.Generator().manual_seed(3)
+    spikes = (torch.rand(6, 4, 3, generator=generator) < 0.4).float()
+    targets = torch.tensor([0, 1, 2, 0])
+    batch_first = spikes.permute(1, 0, 2)  # [B, T, C]
+    assert torch.equal(SF.accuracy_over_time(batch_first, targets, time_dim=1),
+                       metrics.accuracy_over_time(spikes, targets))
+    assert torch.equal(SF.time_to_decision(batch_first, time_dim=1), metrics.time_to_decision(spikes))
