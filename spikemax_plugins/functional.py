@@ -18,131 +18,16 @@ output neurons (``time_dim=-1`` for lava-dl's ``[B, C, T]``); no copy is made to
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TypeVar
-
 import torch
 from torch import Tensor
 
 from . import _validation as check
 from ._counts import total_counts, window_counts
 from ._exact_nll import EagerExactProbabilityNLL, ExactProbabilityNLL
+from ._options import MSECountOptions, SpikeMaxOptions, mse_count_options, spikemax_options
 from .penalties import activity_penalty
 
 __all__ = ["spikemax_g", "spikemax_s", "mse_count", "activity_penalty"]
-
-_Options = TypeVar("_Options")
-
-
-# ------------------------------------------------------------------------------------------------- options
-
-
-@dataclass(frozen=True)
-class _SpikeMaxOptions:
-    """Validated options of both SpikeMax losses; ``window=None`` is the whole recording (spikemax_g)."""
-
-    mode: str
-    temperature: float
-    smoothing: float
-    reduction: str
-    num_classes: int | None
-    label_smoothing: float
-    window: int | None
-    stride: int
-    time_dim: int
-
-
-@dataclass(frozen=True)
-class _MSECountOptions:
-    true_rate: float
-    false_rate: float
-    reduction: str
-    num_classes: int | None
-    time_dim: int
-
-
-def _validate_spikemax_options(
-    mode: object,
-    temperature: object,
-    smoothing: object,
-    reduction: object,
-    num_classes: object,
-    label_smoothing: object,
-    window: object,
-    stride: object,
-    time_dim: object,
-) -> _SpikeMaxOptions:
-    check.check_choice(mode, "mode", check.MODES)
-    check.check_choice(reduction, "reduction", check.REDUCTIONS)
-    if window is not None:
-        check.check_int(window, "window", minimum=1)
-    return _SpikeMaxOptions(
-        mode=mode,  # type: ignore[arg-type]
-        temperature=check.check_temperature(temperature),
-        smoothing=check.check_smoothing(smoothing),
-        reduction=reduction,  # type: ignore[arg-type]
-        num_classes=check.check_num_classes(num_classes),
-        label_smoothing=check.check_real(label_smoothing, "label_smoothing", minimum=0.0, maximum=1.0),
-        window=window,  # type: ignore[arg-type]
-        stride=check.check_int(stride, "stride", minimum=1),
-        time_dim=check.check_time_dim(time_dim),
-    )
-
-
-def _validate_mse_count_options(
-    true_rate: object, false_rate: object, reduction: object, num_classes: object, time_dim: object
-) -> _MSECountOptions:
-    return _MSECountOptions(
-        true_rate=check.check_rate(true_rate, "true_rate"),
-        false_rate=check.check_rate(false_rate, "false_rate"),
-        reduction=check.check_choice(reduction, "reduction", check.REDUCTIONS),
-        num_classes=check.check_num_classes(num_classes),
-        time_dim=check.check_time_dim(time_dim),
-    )
-
-
-# typed: 1 and 1.0 (and True and 1) are validated separately.
-_cached_spikemax_options = functools.lru_cache(maxsize=256, typed=True)(_validate_spikemax_options)
-_cached_mse_count_options = functools.lru_cache(maxsize=256, typed=True)(_validate_mse_count_options)
-
-
-def _answered(validate: Callable[..., _Options], cached: Callable[..., _Options], values: tuple) -> _Options:
-    """``validate(*values)``, answered from ``cached`` (a dictionary lookup) for options seen before."""
-    if torch.compiler.is_compiling():  # dynamo does not trace into lru_cache; validating is cheap anyway
-        return validate(*values)
-    try:
-        hash(values)
-    except TypeError:
-        return validate(*values)  # an unhashable option cannot be a cache key: validating it names it
-    return cached(*values)
-
-
-def _spikemax_options(
-    *,
-    mode: object,
-    temperature: object,
-    smoothing: object,
-    reduction: object,
-    num_classes: object,
-    label_smoothing: object,
-    window: object = None,
-    stride: object = 1,
-    time_dim: object,
-) -> _SpikeMaxOptions:
-    """The validated options of both SpikeMax losses (``window=None``: the whole recording), cached."""
-    values = (mode, temperature, smoothing, reduction, num_classes, label_smoothing, window, stride, time_dim)
-    return _answered(_validate_spikemax_options, _cached_spikemax_options, values)
-
-
-def _mse_count_options(
-    *, true_rate: object, false_rate: object, reduction: object, num_classes: object, time_dim: object
-) -> _MSECountOptions:
-    """The validated options of the count MSE, cached."""
-    values = (true_rate, false_rate, reduction, num_classes, time_dim)
-    return _answered(_validate_mse_count_options, _cached_mse_count_options, values)
-
 
 # ---------------------------------------------------------------------------------------------- the losses
 
@@ -202,7 +87,7 @@ def _reduce(per_sample: Tensor, reduction: str, mean_denominator: Tensor | None)
     return per_sample.sum() / mean_denominator
 
 
-def _count_logits(counts: Tensor, options: _SpikeMaxOptions) -> Tensor:
+def _count_logits(counts: Tensor, options: SpikeMaxOptions) -> Tensor:
     """Finite count logits: ``log(c + smoothing) / temperature`` or ``c / temperature``."""
     if options.mode == "softmax":
         logits = counts
@@ -248,7 +133,7 @@ def _checked_arguments(
     return shape, num_classes, target, check.check_weight(weight, num_classes, spikes)
 
 
-def _spikemax_loss(spikes: Tensor, target: Tensor, weight: Tensor | None, options: _SpikeMaxOptions) -> Tensor:
+def _spikemax_loss(spikes: Tensor, target: Tensor, weight: Tensor | None, options: SpikeMaxOptions) -> Tensor:
     """Both SpikeMax losses for validated options (the functions and the modules call this)."""
     time_dim = options.time_dim
     (num_steps, batch_size, _), num_classes, target, weight = _checked_arguments(
@@ -344,7 +229,7 @@ def spikemax_g(
     checks (finite non-negative counts, valid targets and weights) cost one host synchronisation; see
     :func:`spikemax_plugins.set_value_checks`.
     """
-    options = _spikemax_options(
+    options = spikemax_options(
         mode=mode, temperature=temperature, smoothing=smoothing, reduction=reduction, num_classes=num_classes,
         label_smoothing=label_smoothing, time_dim=time_dim,
     )
@@ -390,14 +275,14 @@ def spikemax_s(
     """
     if window is None:
         raise TypeError("window must be an int in [1, T], got None (use spikemax_g for the whole window)")
-    options = _spikemax_options(
+    options = spikemax_options(
         mode=mode, temperature=temperature, smoothing=smoothing, reduction=reduction, num_classes=num_classes,
         label_smoothing=label_smoothing, window=window, stride=stride, time_dim=time_dim,
     )
     return _spikemax_loss(spikes, target, weight, options)
 
 
-def _mse_count_loss(spikes: Tensor, target: Tensor, weight: Tensor | None, options: _MSECountOptions) -> Tensor:
+def _mse_count_loss(spikes: Tensor, target: Tensor, weight: Tensor | None, options: MSECountOptions) -> Tensor:
     """The MSE count loss for validated options (the function and the module call this)."""
     time_dim = options.time_dim
     (num_steps, _, num_outputs), num_classes, target, weight = _checked_arguments(
@@ -452,7 +337,7 @@ def mse_count(
         - target: ``(B)`` or ``(B, C)``
         - output: scalar, or ``(B)`` with ``reduction="none"``
     """
-    options = _mse_count_options(
+    options = mse_count_options(
         true_rate=true_rate, false_rate=false_rate, reduction=reduction, num_classes=num_classes, time_dim=time_dim
     )
     return _mse_count_loss(spikes, target, weight, options)

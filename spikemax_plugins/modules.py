@@ -8,6 +8,7 @@ from torch import Tensor, nn
 from . import _validation as check
 from . import functional as F
 from . import penalties
+from ._options import mse_count_options, spikemax_options
 
 __all__ = ["SpikeMaxGLoss", "SpikeMaxSLoss", "MSECountLoss", "ActivityPenalty"]
 
@@ -49,7 +50,7 @@ class SpikeMaxGLoss(_WeightedLoss):
         time_dim: int = 0,
     ) -> None:
         super().__init__(weight)
-        self.options = F._spikemax_options(
+        self.options = spikemax_options(
             mode=mode, temperature=temperature, smoothing=smoothing, reduction=reduction, num_classes=num_classes,
             label_smoothing=label_smoothing, time_dim=time_dim,
         )
@@ -85,7 +86,7 @@ class SpikeMaxSLoss(_WeightedLoss):
         super().__init__(weight)
         if window is None:
             raise TypeError("window must be an int >= 1, got None (use SpikeMaxGLoss for the whole window)")
-        self.options = F._spikemax_options(
+        self.options = spikemax_options(
             mode=mode, temperature=temperature, smoothing=smoothing, reduction=reduction, num_classes=num_classes,
             label_smoothing=label_smoothing, window=window, stride=stride, time_dim=time_dim,
         )
@@ -115,7 +116,7 @@ class MSECountLoss(_WeightedLoss):
         time_dim: int = 0,
     ) -> None:
         super().__init__(weight)
-        self.options = F._mse_count_options(
+        self.options = mse_count_options(
             true_rate=true_rate, false_rate=false_rate, reduction=reduction, num_classes=num_classes, time_dim=time_dim
         )
         _check_weight_classes(self.weight, num_classes)

@@ -107,7 +107,8 @@ def resolve_imports(module: Module, modules: dict[str, Module]) -> None:
     for imported in module.imports:
         if imported.split(".")[0] == LIBRARY and any(is_private(part) for part in imported.split(".")[1:]):
             module.private_uses.add(imported)
-    # functional._spikemax_options (functional a library module), _validation.check_weight_option (a private one)
+    # e.g. functional._spikemax_loss (a private name of a library module), _validation.check_weight_option (a name
+    # in a private module)
     for node in ast.walk(module.tree):
         if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in bound:
             target = bound[node.value.id]
