@@ -269,7 +269,7 @@ class _NorseSlots:
 
     def _plan_of(self, module: nn.Module, name: str) -> _StatePlan:
         if isinstance(module, norse_torch.SequentialState):
-            if module.return_hidden:
+            if getattr(module, "return_hidden", False):  # Norse 1.0.0 has no return_hidden
                 raise TypeError(f"{name} is a SequentialState(return_hidden=True), whose output is every layer's: "
                                 "stream_early_exit needs the output spikes of the last layer")
             layers = zip(module, module.stateful_layers, strict=True)
