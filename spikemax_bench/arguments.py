@@ -31,6 +31,7 @@ OPTION_OF_KEY = {
     "config.sweep_seeds": "--sweep-seeds",
     "config.quick": "--quick",
     "config.threads": "--threads",
+    "config.activity_penalties": "--activity-penalty",
     "source_digest": "the source code of spikemax_plugins, spikemax_bench and the adapters (SHA-256)",
     "world_size": "the number of processes (torchrun --nnodes x --nproc_per_node; 1 without torchrun)",
 }
@@ -76,6 +77,18 @@ def _learning_rates(text: str) -> tuple[float, ...]:
             f"--learning-rates expects a comma-separated list of distinct numbers > 0 (e.g. 2e-3,5e-3); got {text!r}"
         )
     return rates
+
+
+def _activity_penalties(text: str) -> tuple[float, ...]:
+    try:
+        weights = tuple(float(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        weights = ()
+    if not weights or not all(0 <= weight < float("inf") for weight in weights) or len(set(weights)) != len(weights):
+        raise argparse.ArgumentTypeError(
+            f"--activity-penalty expects a comma-separated list of distinct numbers >= 0 (e.g. 0,0.1,1); got {text!r}"
+        )
+    return weights
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -140,6 +153,16 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="LIST",
         help="Adam learning rates of the sweep grid, the first being the default; the same for every loss "
         f"(default: {','.join(f'{rate:g}' for rate in BenchConfig.learning_rates)})",
+    )
+    parser.add_argument(
+        "--activity-penalty",
+        dest="activity_penalties",
+        type=_activity_penalties,
+        default=BenchConfig.activity_penalties,
+        metavar="LIST",
+        help="weights λ of the activity regulariser, comma-separated: each λ trains every loss again with "
+        "loss + λ · Σ_layers activity_penalty(spikes) (the mean firing rate of each layer); the sweep runs at the "
+        "first λ only (default: 0, no regulariser)",
     )
     parser.add_argument(
         "--device", choices=("cpu", "cuda"), default="cpu", help="torch device to train on (default: %(default)s)"

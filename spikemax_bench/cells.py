@@ -56,34 +56,47 @@ class SilentMonitor:
         pass
 
 
-def training_key(framework: str, loss_name: str, candidate: int, seed: int) -> str:
+def _penalty_suffix(activity_penalty: float) -> str:
+    # Without a regulariser the names stay those of runs made before it existed (so they resume).
+    return "" if activity_penalty == 0 else f".p{activity_penalty!r}"
+
+
+def training_key(framework: str, loss_name: str, candidate: int, seed: int, activity_penalty: float = 0.0) -> str:
     """Name of a training cell in the store."""
-    return f"train.{framework}.{loss_name}.c{candidate}.s{seed}"
+    return f"train.{framework}.{loss_name}.c{candidate}.s{seed}{_penalty_suffix(activity_penalty)}"
 
 
-def evaluation_key(framework: str, loss_name: str, seed: int) -> str:
+def evaluation_key(framework: str, loss_name: str, seed: int, activity_penalty: float = 0.0) -> str:
     """Name of an evaluation cell in the store."""
-    return f"evaluate.{framework}.{loss_name}.s{seed}"
+    return f"evaluate.{framework}.{loss_name}.s{seed}{_penalty_suffix(activity_penalty)}"
 
 
 def planned_trainings(config: BenchConfig, time_steps: int, store: CellStore) -> tuple[int, int]:
     """(trainings still to run, trainings already in ``store``) for ``config``.
 
-    Sweep trainings are every candidate x sweep seed; test trainings are the seeds the sweep did not train (all
-    of them without a sweep). A test training counts as finished when any candidate's cell exists for its seed
-    (the chosen one is not known before the sweep is).
+    Sweep trainings are every candidate x sweep seed (at the first activity penalty); test trainings are the
+    seeds the sweep did not train (all of them without a sweep), and every seed at each further activity
+    penalty. A test training counts as finished when any candidate's cell exists for its seed (the chosen one is
+    not known before the sweep is).
     """
     pending = finished = 0
+    first_penalty, *other_penalties = config.activity_penalties
     for framework in config.frameworks:
         for loss_name in config.losses:
             grid = sweep_grid(loss_name, time_steps, config.learning_rates, sweep=config.sweep)
             sweep_seeds = config.sweep_seeds if len(grid) > 1 else 0  # one candidate: nothing to choose
-            keys = [training_key(framework, loss_name, c, s) for s in range(sweep_seeds) for c in range(len(grid))]
+            keys = [
+                training_key(framework, loss_name, c, s, first_penalty)
+                for s in range(sweep_seeds)
+                for c in range(len(grid))
+            ]
             for key in keys:
                 done = store.get(key) is not None
                 pending, finished = pending + (not done), finished + done
-            for seed in range(sweep_seeds, config.seeds):
-                done = any(store.get(training_key(framework, loss_name, c, seed)) for c in range(len(grid)))
+            tests = [(seed, first_penalty) for seed in range(sweep_seeds, config.seeds)]
+            tests += [(seed, penalty) for penalty in other_penalties for seed in range(config.seeds)]
+            for seed, penalty in tests:
+                done = any(store.get(training_key(framework, loss_name, c, seed, penalty)) for c in range(len(grid)))
                 pending, finished = pending + (not done), finished + done
     return pending, finished
 
@@ -114,13 +127,25 @@ class CellRunner:
             seed=seed,
         ).to(self.device)
 
-    def train(self, framework: str, loss_name: str, index: int, candidate: Candidate, seed: int) -> dict[str, Any]:
+    def train(
+        self,
+        framework: str,
+        loss_name: str,
+        index: int,
+        candidate: Candidate,
+        seed: int,
+        activity_penalty: float = 0.0,
+    ) -> dict[str, Any]:
         """The training cell's record: ``framework``, ``loss``, ``candidate``, ``hyper_parameters``,
         ``learning_rate``, ``seed``, ``curves``, ``validation_correct``, ``validation_samples``,
-        ``final_train_loss``, ``seconds_per_epoch``. Trains unless the store has it."""
-        key = training_key(framework, loss_name, index, seed)
+        ``final_train_loss``, ``seconds_per_epoch`` (and ``activity_penalty`` when it is not 0). Trains unless the
+        store has it."""
+        key = training_key(framework, loss_name, index, seed, activity_penalty)
         record = self.store.get(key)
-        needs_weights = seed < self.config.seeds and self.store.get(evaluation_key(framework, loss_name, seed)) is None
+        needs_weights = (
+            seed < self.config.seeds
+            and self.store.get(evaluation_key(framework, loss_name, seed, activity_penalty)) is None
+        )
         if record is not None and (self.store.has_weights(key) or not needs_weights):
             return record
         # Not stored, or stored without the weights its evaluation still needs: train (deterministic per seed).
@@ -133,12 +158,15 @@ class CellRunner:
         # Name the learning rate only when the run chooses among several.
         learning_rates = self.config.learning_rates if self.config.sweep else self.config.learning_rates[:1]
         description = f"{framework} {loss_name} {describe_candidate(candidate, learning_rates)} seed {seed}"
+        if activity_penalty:
+            description += f" λ={activity_penalty:g}"
         with self.monitor.training(description, self.config.epochs * len(train_loader)) as task:
             curves, (correct, samples) = train_network(
                 network,
                 make_loss(framework, loss_name, candidate.hyper_parameters),
                 train_loader,
                 validation_loader,
+                activity_penalty=activity_penalty,
                 epochs=self.config.epochs,
                 learning_rate=candidate.learning_rate,
                 device=self.device,
@@ -156,6 +184,7 @@ class CellRunner:
             "validation_samples": samples,
             "final_train_loss": curves.train_loss[-1],
             "seconds_per_epoch": statistics.fmean(curves.epoch_seconds),
+            **({"activity_penalty": activity_penalty} if activity_penalty else {}),
         }
         if needs_weights:
             self.store.save_weights(key, network.state_dict())  # before the record: a record implies its weights
@@ -165,19 +194,22 @@ class CellRunner:
         )
         return record
 
-    def evaluate(self, framework: str, loss_name: str, index: int, seed: int) -> dict[str, Any]:
+    def evaluate(
+        self, framework: str, loss_name: str, index: int, seed: int, activity_penalty: float = 0.0
+    ) -> dict[str, Any]:
         """The evaluation cell's record (:func:`evaluate_trained` of the trained network of candidate ``index``)."""
-        key = evaluation_key(framework, loss_name, seed)
+        key = evaluation_key(framework, loss_name, seed, activity_penalty)
+        weights = training_key(framework, loss_name, index, seed, activity_penalty)
         record = self.store.get(key)
         if record is None:
             dataset = self.dataset_for_seed(seed)
             network = self._network(framework, dataset, seed)
             # Always from the stored weights, so a resumed run measures exactly what an uninterrupted one does.
-            network.load_state_dict(self.store.load_weights(training_key(framework, loss_name, index, seed)))
+            network.load_state_dict(self.store.load_weights(weights))
             record = {
                 "candidate": index,
                 **evaluate_trained(network, dataset, batch_size=self.config.batch_size, device=self.device),
             }
             self.store.put(key, record)
-        self.store.drop_weights(training_key(framework, loss_name, index, seed))
+        self.store.drop_weights(weights)
         return record

@@ -99,6 +99,7 @@ def _config(arguments: argparse.Namespace) -> BenchConfig:
         sweep=not (arguments.no_sweep or arguments.quick),
         sweep_seeds=arguments.sweep_seeds,
         quick=arguments.quick,
+        activity_penalties=arguments.activity_penalties,
     )
 
 

@@ -20,6 +20,9 @@ class BenchConfig:
     ``learning_rates``: the Adam learning rates of the sweep grid, the first being the default (without a sweep
     only the first is used). ``sweep_seeds``: how many seeds (``0 ..``) the sweep pools each candidate's
     validation accuracy over; None means ``min(seeds, 2)`` (resolved when the config is built).
+    ``activity_penalties``: the weights λ of the activity regulariser, each its own set of trainings: every loss
+    trains with ``loss + λ · Σ_layers activity_penalty(layer_spikes)`` (hidden and output layers). The sweep
+    chooses each loss's hyper-parameters at the first λ; every other λ trains that choice.
     """
 
     dataset: str = "digits-dvs"
@@ -39,6 +42,7 @@ class BenchConfig:
     sweep: bool = True
     sweep_seeds: int | None = None
     quick: bool = False
+    activity_penalties: tuple[float, ...] = (0.0,)
 
     def __post_init__(self) -> None:
         for name in ("epochs", "seeds", "batch_size", "hidden_size", "sweep_seeds"):
@@ -62,3 +66,12 @@ class BenchConfig:
             )
         if len(set(self.learning_rates)) != len(self.learning_rates):
             raise ValueError(f"learning_rates must not repeat a value, got {self.learning_rates}")
+        penalties = self.activity_penalties
+        if (
+            not penalties
+            or not all(isinstance(weight, float) and math.isfinite(weight) and weight >= 0 for weight in penalties)
+            or len(set(penalties)) != len(penalties)
+        ):
+            raise ValueError(
+                f"activity_penalties must be a non-empty tuple of distinct finite floats >= 0, got {penalties}"
+            )

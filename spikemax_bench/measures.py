@@ -33,6 +33,7 @@ __all__ = [
     "EARLY_EXIT_METRICS",
     "EARLY_EXIT_RULES",
     "HEADLINE_RULE",
+    "PER_DECISION_MEASURES",
     "CalibratedRule",
     "Evaluation",
     "StreamingMeasures",
@@ -49,6 +50,14 @@ EARLY_EXIT_RULES: tuple[tuple[str, float], ...] = (
 )
 HEADLINE_RULE = ("accuracy", 0.01)  # at most one point of accuracy below the full window, on validation
 COVERAGE_RULE = ("conformal", CONFORMAL_ALPHA)
+# The compute one decision costs, each with its "full_window" and "early_exit" value
+# (:func:`spikemax_bench.evaluate.per_decision`).
+PER_DECISION_MEASURES = (
+    "network_calls_per_decision",
+    "sample_steps_per_decision",
+    "synaptic_operations_per_decision",
+    "spikes_per_decision",
+)
 # Per rule and seed; each gets a mean and a standard deviation over seeds in the summary.
 EARLY_EXIT_METRICS = (
     "accuracy",

@@ -74,12 +74,13 @@ class _Runs:
                 document = json.loads(path.read_text(encoding="utf-8"))
             except (OSError, ValueError) as error:
                 raise PublishError(f"{where}: cannot read {path}: {error}") from None
-            from .report.document import SCHEMA_VERSION
+            from .report.document import READABLE_SCHEMA_VERSIONS
 
-            if document.get("schema_version") != SCHEMA_VERSION:
+            if document.get("schema_version") not in READABLE_SCHEMA_VERSIONS:
                 raise PublishError(
                     f"{where}: {path} has schema_version {document.get('schema_version')!r}, this code renders "
-                    f"{SCHEMA_VERSION}; produce the run again with this version of spikemax-bench"
+                    f"{', '.join(map(str, READABLE_SCHEMA_VERSIONS))}; produce the run again with this version of "
+                    "spikemax-bench"
                 )
             self.documents[run] = document
         return self.documents[run]

@@ -65,11 +65,14 @@ def run_benchmark(
             computed again.
         monitor: receives the plan, one progress task per training and one line per finished training.
 
-    Returns one JSON-ready record per framework x loss: ``framework``, ``loss``, ``candidate`` (index of the
+    Returns one JSON-ready record per framework x loss x activity penalty (in that order, the penalties as
+    ``config.activity_penalties`` lists them): ``framework``, ``loss``, ``activity_penalty`` (the weight λ of the
+    activity regulariser it trained with), ``candidate`` (index of the
     chosen grid point), ``hyper_parameters`` and ``learning_rate`` (chosen), ``sweep`` (None without a sweep;
     else ``seeds``, ``tie_margin`` and per candidate its pooled and per-seed validation accuracy and whether it
     was ``chosen``), ``seeds`` (per seed: ``seed``, ``test`` measures, ``final_train_loss``,
-    ``seconds_per_epoch``, ``curves``) and ``summary`` (mean and std over seeds).
+    ``seconds_per_epoch``, ``curves``) and ``summary`` (mean and std over seeds). The sweep runs at the first
+    activity penalty; the records of the others train its choice and have ``sweep`` None.
     """
     store = store if store is not None else MemoryStore()
     monitor = monitor or SilentMonitor()
@@ -79,33 +82,45 @@ def run_benchmark(
     monitor.plan(trainings, trainings * batches_per_training, finished)
     runner = CellRunner(config, dataset_for_seed, store, monitor)
     return [
-        _framework_loss_record(runner, framework, loss_name, time_steps)
+        record
         for framework in config.frameworks
         for loss_name in config.losses
+        for record in _framework_loss_records(runner, framework, loss_name, time_steps)
     ]
 
 
-def _framework_loss_record(runner: CellRunner, framework: str, loss_name: str, time_steps: int) -> dict[str, Any]:
-    """One record of :func:`run_benchmark`: the sweep (when the grid has a choice), then the test of every seed."""
+def _framework_loss_records(
+    runner: CellRunner, framework: str, loss_name: str, time_steps: int
+) -> list[dict[str, Any]]:
+    """The records of :func:`run_benchmark` of one framework x loss: the sweep (when the grid has a choice, at
+    the first activity penalty), then the test of every seed at every activity penalty."""
     config = runner.config
     grid = sweep_grid(loss_name, time_steps, config.learning_rates, sweep=config.sweep)
     # One candidate (--no-sweep, --quick): nothing to choose, no sweep trainings.
     chosen, sweep = _sweep(runner, framework, loss_name, grid) if len(grid) > 1 else (0, None)
-    seed_records = [
-        _test_seed(runner, framework, loss_name, chosen, grid[chosen], seed) for seed in range(config.seeds)
-    ]
-    summary = summarise(seed_records)
-    runner.monitor.note(f"{framework} {loss_name}: test accuracy {summary['accuracy']['mean']:.3f}")
-    return {
-        "framework": framework,
-        "loss": loss_name,
-        "candidate": chosen,
-        "hyper_parameters": grid[chosen].hyper_parameters,
-        "learning_rate": grid[chosen].learning_rate,
-        "sweep": sweep,
-        "seeds": seed_records,
-        "summary": summary,
-    }
+    records = []
+    for position, penalty in enumerate(config.activity_penalties):
+        seed_records = [
+            _test_seed(runner, framework, loss_name, chosen, grid[chosen], seed, penalty)
+            for seed in range(config.seeds)
+        ]
+        summary = summarise(seed_records)
+        at_penalty = f" at λ={penalty:g}" if len(config.activity_penalties) > 1 else ""
+        runner.monitor.note(f"{framework} {loss_name}{at_penalty}: test accuracy {summary['accuracy']['mean']:.3f}")
+        records.append(
+            {
+                "framework": framework,
+                "loss": loss_name,
+                "activity_penalty": penalty,
+                "candidate": chosen,
+                "hyper_parameters": grid[chosen].hyper_parameters,
+                "learning_rate": grid[chosen].learning_rate,
+                "sweep": sweep if position == 0 else None,
+                "seeds": seed_records,
+                "summary": summary,
+            }
+        )
+    return records
 
 
 def _sweep(runner: CellRunner, framework: str, loss_name: str, grid: list[Candidate]) -> tuple[int, dict[str, Any]]:
@@ -114,8 +129,9 @@ def _sweep(runner: CellRunner, framework: str, loss_name: str, grid: list[Candid
     The weights of the candidates not chosen are dropped: only the chosen one's are evaluated.
     """
     config = runner.config
+    penalty = config.activity_penalties[0]
     trainings_by_seed = [
-        [runner.train(framework, loss_name, index, candidate, seed) for index, candidate in enumerate(grid)]
+        [runner.train(framework, loss_name, index, candidate, seed, penalty) for index, candidate in enumerate(grid)]
         for seed in range(config.sweep_seeds)
     ]
     pooled = {
@@ -127,7 +143,7 @@ def _sweep(runner: CellRunner, framework: str, loss_name: str, grid: list[Candid
     for seed in range(min(config.sweep_seeds, config.seeds)):
         for index in range(len(grid)):
             if index != chosen:
-                runner.store.drop_weights(training_key(framework, loss_name, index, seed))
+                runner.store.drop_weights(training_key(framework, loss_name, index, seed, penalty))
     runner.monitor.note(
         f"{framework} {loss_name} chose {describe_candidate(grid[chosen], config.learning_rates)} "
         f"(pooled validation accuracy {sweep['candidates'][chosen]['validation_accuracy']:.3f} over "
@@ -137,11 +153,18 @@ def _sweep(runner: CellRunner, framework: str, loss_name: str, grid: list[Candid
 
 
 def _test_seed(
-    runner: CellRunner, framework: str, loss_name: str, chosen: int, candidate: Candidate, seed: int
+    runner: CellRunner,
+    framework: str,
+    loss_name: str,
+    chosen: int,
+    candidate: Candidate,
+    seed: int,
+    activity_penalty: float,
 ) -> dict[str, Any]:
-    """The chosen candidate's network of ``seed`` (the sweep's, or trained now), measured on the test split."""
-    training = runner.train(framework, loss_name, chosen, candidate, seed)
-    evaluation = runner.evaluate(framework, loss_name, chosen, seed)
+    """The chosen candidate's network of ``seed`` at ``activity_penalty`` (the sweep's, or trained now), measured
+    on the test split."""
+    training = runner.train(framework, loss_name, chosen, candidate, seed, activity_penalty)
+    evaluation = runner.evaluate(framework, loss_name, chosen, seed, activity_penalty)
     return {
         "seed": seed,
         **{key: value for key, value in evaluation.items() if key != "candidate"},

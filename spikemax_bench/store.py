@@ -52,6 +52,7 @@ DERIVED_FILES = (
     "accuracy_vs_time.png",
     "spikes_per_sample.png",
     "training_curves.png",
+    "energy.png",
     "early_exit.png",
 )
 CELLS_FOLDER = "cells"

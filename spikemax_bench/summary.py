@@ -8,7 +8,7 @@ from typing import Any
 
 import torch
 
-from .measures import EARLY_EXIT_METRICS
+from .measures import EARLY_EXIT_METRICS, PER_DECISION_MEASURES
 
 __all__ = ["SUMMARY_METRICS", "summarise", "summarise_early_exit"]
 
@@ -54,6 +54,14 @@ def summarise(seed_records: list[dict[str, Any]]) -> dict[str, Any]:
     }
     if all("rules" in record.get("early_exit", {}) for record in seed_records):
         summary["early_exit"] = summarise_early_exit([record["early_exit"] for record in seed_records])
+    if all("per_decision" in record for record in seed_records):
+        summary["per_decision"] = {
+            name: {
+                window: _mean_and_std([record["per_decision"][name][window] for record in seed_records])
+                for window in ("full_window", "early_exit")
+            }
+            for name in PER_DECISION_MEASURES
+        }
     return summary
 
 

@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, DistributedSampler
 
+from spikemax_plugins import activity_penalty as activity_penalty_of
+
 from . import distributed
 from .data import ProgressTask
 from .models import SpikingNetwork
@@ -51,8 +53,13 @@ def train_network(
     learning_rate: float,
     device: torch.device,
     task: ProgressTask,
+    activity_penalty: float = 0.0,
 ) -> tuple[TrainingCurves, tuple[int, int]]:
     """Adam on the mean batch loss, full backpropagation through time; the validation set scored per epoch.
+
+    With ``activity_penalty`` λ > 0 the objective is ``loss + λ · Σ_layers activity_penalty(layer_spikes)`` over
+    every LIF layer (hidden and output; :func:`spikemax_plugins.activity_penalty`, the batch mean of each
+    layer's mean firing rate), and the curves' training loss is that objective. λ = 0 adds nothing at all.
 
     In a multi-process run (:mod:`~spikemax_bench.distributed`) the network trains as a
     ``DistributedDataParallel`` module (gradients averaged over the processes, every process keeping the same
@@ -75,7 +82,10 @@ def train_network(
         samples = 0
         for frames, labels in train_loader:
             frames, labels = frames.to(device), labels.to(device)
-            loss = loss_function(model(frames).output, labels)
+            spikes = model(frames)
+            loss = loss_function(spikes.output, labels)
+            if activity_penalty:
+                loss = loss + activity_penalty * sum(activity_penalty_of(layer) for layer in spikes.layers)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -33,8 +33,11 @@ __all__ = [
     "NO_DIFFERENCE",
     "SMOKE_RUN",
     "SPIKEMAX_LOSSES",
+    "ACCURACY_MATCH_MARGIN",
+    "ENERGY_CLAIM",
     "Claim",
     "compare_paired",
+    "energy_verdicts",
     "verdicts",
 ]
 
@@ -75,6 +78,18 @@ CLAIMS = (
         "SpikeMax networks fire fewer spikes (hidden and output neurons per sample: the spikes a loss can change)",
     ),
 )
+
+
+ENERGY_CLAIM = Claim(
+    "less energy per decision",
+    "synaptic_operations_per_decision",
+    False,
+    "At matched accuracy, SpikeMax networks spend fewer synaptic operations per early-exit decision",
+)
+# A loss's activity penalty "matches" when its mean full-window test accuracy is within this of the best mean
+# full-window accuracy the baseline reaches at any activity penalty.
+ACCURACY_MATCH_MARGIN = 0.01
+ENERGY_BASELINES = (BASELINE_LOSS, "ce_count")
 
 
 def compare_paired(
@@ -177,3 +192,118 @@ def verdicts(records: Sequence[dict[str, Any]], *, quick: bool = False) -> list[
 
 def _mean(values: list[Any]) -> float | None:
     return sum(values) / len(values) if values else None
+
+
+def _mean_accuracy(record: dict[str, Any]) -> float:
+    return record["summary"]["accuracy"]["mean"]
+
+
+def _early_exit_operations(record: dict[str, Any]) -> dict[int, float | None]:
+    """Per seed: synaptic operations per decision with early exit (None where the run has no such measure)."""
+    return {
+        seed_record["seed"]: seed_record.get("per_decision", {}).get(ENERGY_CLAIM.metric, {}).get("early_exit")
+        for seed_record in record["seeds"]
+    }
+
+
+def _matched_record(records: list[dict[str, Any]], reference_accuracy: float) -> tuple[dict[str, Any], bool]:
+    """The record (one loss, one activity penalty each) that reaches ``reference_accuracy - margin`` at the
+    fewest early-exit synaptic operations per decision, and True; without one that reaches it, the most accurate
+    record, and False."""
+    reaching = [record for record in records if _mean_accuracy(record) >= reference_accuracy - ACCURACY_MATCH_MARGIN]
+    if not reaching:
+        return max(records, key=_mean_accuracy), False
+
+    def cost(record: dict[str, Any]) -> float:
+        values = [value for value in _early_exit_operations(record).values() if value is not None]
+        return sum(values) / len(values) if values else float("inf")
+
+    return min(reaching, key=cost), True
+
+
+def energy_verdicts(records: Sequence[dict[str, Any]], *, quick: bool = False) -> list[dict[str, Any]]:
+    """:data:`ENERGY_CLAIM`, per framework and SpikeMax variant, against each of :data:`ENERGY_BASELINES`.
+
+    ``records``: every framework x loss x activity penalty (records without ``activity_penalty`` count as 0).
+    The matching, per framework: the reference accuracy is the best mean full-window test accuracy of
+    :data:`BASELINE_LOSS` over its activity penalties; each loss is taken at the activity penalty that reaches
+    within :data:`ACCURACY_MATCH_MARGIN` of it with the fewest synaptic operations per early-exit decision (mean
+    over seeds), or, when none reaches it, at its most accurate one (``matched`` False). The comparison at those
+    penalties is paired by seed as in :func:`verdicts`.
+
+    Returns one entry (empty list without the baseline, a SpikeMax loss or any per-decision measure):
+    ``claim``, ``statement``, ``metric``, ``higher_is_better``, ``accuracy_margin``, ``overall``, ``matches``
+    (per framework x loss: ``framework``, ``loss``, ``activity_penalty``, ``accuracy``, ``reference_accuracy``,
+    ``matched``, ``synaptic_operations_per_decision`` (mean)) and ``comparisons`` (as in :func:`verdicts`, with
+    ``activity_penalty`` and ``baseline_activity_penalty``).
+    """
+    if not any(_early_exit_operations(record) and any(v is not None for v in _early_exit_operations(record).values())
+               for record in records):
+        return []
+    frameworks = list(dict.fromkeys(record["framework"] for record in records))
+    matches, comparisons = [], []
+    for framework in frameworks:
+        by_loss: dict[str, list[dict[str, Any]]] = {}
+        for record in records:
+            if record["framework"] == framework:
+                by_loss.setdefault(record["loss"], []).append(record)
+        if BASELINE_LOSS not in by_loss or not any(loss in by_loss for loss in SPIKEMAX_LOSSES):
+            continue
+        reference = max(_mean_accuracy(record) for record in by_loss[BASELINE_LOSS])
+        chosen = {}
+        for loss, loss_records in by_loss.items():
+            record, matched = _matched_record(loss_records, reference)
+            chosen[loss] = record
+            values = [value for value in _early_exit_operations(record).values() if value is not None]
+            matches.append(
+                {
+                    "framework": framework,
+                    "loss": loss,
+                    "activity_penalty": record.get("activity_penalty", 0.0),
+                    "accuracy": _mean_accuracy(record),
+                    "reference_accuracy": reference,
+                    "matched": matched,
+                    ENERGY_CLAIM.metric: _mean(values),
+                }
+            )
+        for loss in SPIKEMAX_LOSSES:
+            for baseline in ENERGY_BASELINES:
+                if loss not in chosen or baseline not in chosen:
+                    continue
+                our_values = _early_exit_operations(chosen[loss])
+                baseline_values = _early_exit_operations(chosen[baseline])
+                seeds = sorted(set(our_values) & set(baseline_values))
+                outcome = compare_paired(
+                    ENERGY_CLAIM,
+                    [our_values[seed] for seed in seeds],
+                    [baseline_values[seed] for seed in seeds],
+                    quick=quick,
+                )
+                paired = [seed for seed in seeds if our_values[seed] is not None and baseline_values[seed] is not None]
+                comparisons.append(
+                    {
+                        "framework": framework,
+                        "loss": loss,
+                        "activity_penalty": chosen[loss].get("activity_penalty", 0.0),
+                        "baseline": baseline,
+                        "baseline_activity_penalty": chosen[baseline].get("activity_penalty", 0.0),
+                        "seeds": paired,
+                        "value": _mean([our_values[seed] for seed in paired]),
+                        "baseline_value": _mean([baseline_values[seed] for seed in paired]),
+                        **outcome,
+                    }
+                )
+    if not comparisons:
+        return []
+    return [
+        {
+            "claim": ENERGY_CLAIM.name,
+            "statement": ENERGY_CLAIM.statement,
+            "metric": ENERGY_CLAIM.metric,
+            "higher_is_better": ENERGY_CLAIM.higher_is_better,
+            "accuracy_margin": ACCURACY_MATCH_MARGIN,
+            "overall": _overall([comparison["outcome"] for comparison in comparisons]),
+            "matches": matches,
+            "comparisons": comparisons,
+        }
+    ]

@@ -20,6 +20,11 @@ Markdown blocks (:data:`BLOCKS`), each usable between markers in any Markdown fi
   operations and spikes it uses; and the coverage of the conformal rule.
 * ``early-exit-summary``: the same as one generated sentence per framework x loss ("at ≤ 1 point accuracy loss
   ..., loss X needs a% of the time steps and b% of the synaptic operations").
+* ``per-decision``: per framework x loss, the compute one decision costs (network calls, sample-steps, synaptic
+  operations, spikes), full window → early exit through the engine.
+* ``activity-penalty``: accuracy and synaptic operations and spikes per decision for every activity penalty λ.
+* ``energy-claim``: the energy claim at matched accuracy, paired by seed, and how the λ were matched.
+* ``energy-plot``: the accuracy-versus-synaptic-operations figure (runs with per-decision measures only).
 * ``plots`` (all four figures), ``accuracy-plot``, ``spikes-plot``, ``training-plot``, ``early-exit-plot``: image
   references.
 """
@@ -31,7 +36,16 @@ from typing import Any
 
 from ..verdicts import BASELINE_LOSS, CONFIDENCE, NOT_TESTED, SPIKEMAX_LOSSES
 from .early_exit import early_exit_note, early_exit_rows, early_exit_summary_lines, rule_summary
+from .energy import (
+    NOT_MEASURED,
+    activity_penalty_rows,
+    energy_claim_lines,
+    has_per_decision,
+    per_decision_note,
+    per_decision_rows,
+)
 from .rows import (
+    ENERGY_PLOT,
     PLOTS,
     SMOKE_BANNER,
     SMOKE_PREFIX,
@@ -51,6 +65,7 @@ from .rows import (
 
 __all__ = [
     "BLOCKS",
+    "ENERGY_PLOT",
     "PLOTS",
     "SMOKE_PREFIX",
     "early_exit_rows",
@@ -211,6 +226,17 @@ def _plot_lines(document: dict[str, Any], names: Sequence[str], image_dir: str) 
     return lines[:-1]
 
 
+def _measured(lines: Callable[[dict[str, Any], str], list[str]]) -> Callable[[dict[str, Any], str], list[str]]:
+    """A block that needs the per-decision measures: a sentence saying so for runs recorded without them."""
+    return lambda document, image_dir: lines(document, image_dir) if has_per_decision(document) else [NOT_MEASURED]
+
+
+def _energy_plot_lines(document: dict[str, Any], image_dir: str) -> list[str]:
+    prefix = "" if image_dir in ("", ".") else image_dir.rstrip("/") + "/"
+    smoke = " (smoke run, not a result)" if is_quick(document) else ""
+    return [f"![{ENERGY_PLOT[1]}{smoke}]({prefix}{ENERGY_PLOT[0]})"]
+
+
 BLOCKS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
     "summary": lambda document, image_dir: summary_lines(document),
     "table": lambda document, image_dir: _table_lines(document, results_rows(document), RESULTS_NOTE),
@@ -222,6 +248,14 @@ BLOCKS: dict[str, Callable[[dict[str, Any], str], list[str]]] = {
         document, early_exit_rows(document), early_exit_note(document)
     ),
     "early-exit-summary": lambda document, image_dir: early_exit_summary_lines(document),
+    "per-decision": _measured(
+        lambda document, image_dir: _table_lines(document, per_decision_rows(document), per_decision_note(document))
+    ),
+    "activity-penalty": _measured(
+        lambda document, image_dir: _table_lines(document, activity_penalty_rows(document), "")
+    ),
+    "energy-claim": lambda document, image_dir: energy_claim_lines(document),
+    "energy-plot": _measured(_energy_plot_lines),
     "plots": lambda document, image_dir: _plot_lines(document, list(PLOTS), image_dir),
     **{
         name: (lambda document, image_dir, name=name: _plot_lines(document, [name], image_dir))
@@ -259,6 +293,19 @@ def results_markdown(document: dict[str, Any]) -> str:
         render_block("early-exit", document),
         render_block("early-exit-summary", document),
         render_block("early-exit-plot", document),
+        "## Compute per decision",
+        render_block("per-decision", document),
+        *(
+            [
+                "## Energy per decision across activity penalties",
+                render_block("activity-penalty", document),
+                render_block("energy-plot", document),
+                "## The energy claim at matched accuracy",
+                render_block("energy-claim", document),
+            ]
+            if has_per_decision(document)
+            else []
+        ),
         "## Hyper-parameter sweep",
         render_block("sweep", document),
         "## Training",

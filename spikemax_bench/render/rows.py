@@ -21,6 +21,11 @@ PLOTS = {
         "Early-exit test accuracy against the share of time steps used, one point per calibration alpha",
     ),
 }
+# Drawn only for runs that measured the compute per decision (results.json schema 4 and later).
+ENERGY_PLOT = (
+    "energy.png",
+    "Test accuracy against synaptic operations per decision, one line per loss through its activity penalties",
+)
 SMOKE_BANNER = "Smoke run (`--quick`: tiny data subsets, 1 epoch, no sweep): checks that the bench works; not a result."
 
 _THREE_DECIMALS = {
@@ -34,7 +39,9 @@ _THREE_DECIMALS = {
     "synaptic_operations_share",
     "network_spikes_share",
 }
+_TWO_DECIMALS = {"network_calls_per_decision"}
 _NO_DECIMALS = {
+    "synaptic_operations_per_decision",
     "synaptic_operations_per_sample",
     "hidden_synaptic_operations_per_sample",
     "input_synaptic_operations_per_sample",
@@ -46,6 +53,8 @@ def digits(metric: str) -> int:
         return 3
     if metric in _NO_DECIMALS:
         return 0
+    if metric in _TWO_DECIMALS:
+        return 2
     if metric == "final_train_loss":
         return 4
     return 1

@@ -8,10 +8,18 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..render import PLOTS, SMOKE_PREFIX, input_activity_line, run_description
+from ..render import ENERGY_PLOT, PLOTS, SMOKE_PREFIX, input_activity_line, run_description
+from ..render.energy import all_records, has_per_decision
 from ..store import atomic_write_bytes
 
-__all__ = ["accuracy_figure", "activity_figure", "early_exit_figure", "training_figure", "write_plots"]
+__all__ = [
+    "accuracy_figure",
+    "activity_figure",
+    "early_exit_figure",
+    "energy_figure",
+    "training_figure",
+    "write_plots",
+]
 
 
 def _subplots(rows: int, columns: int, *, figsize: tuple[float, float], **options: Any) -> tuple[Any, Any]:
@@ -210,9 +218,62 @@ def early_exit_figure(document: dict[str, Any]) -> Any:
     return figure
 
 
+def energy_figure(document: dict[str, Any]) -> Any:
+    """Test accuracy against synaptic operations per decision (log x), one row of panels per framework: early
+    exit with the headline rule (left) and the full window (right); returns the Figure.
+
+    One line per loss through its activity penalties λ (each point labelled with its λ), so each loss's
+    trade-off, and whose front lies up and to the left, shows at a glance. Means over seeds.
+    """
+    records = all_records(document)
+    context = _PlotContext(document)
+    frameworks = context.frameworks
+    windows = (("early_exit", "early exit"), ("full_window", "full window"))
+    figure, axes = _subplots(
+        len(frameworks), 2, figsize=(11.0, 4.0 * len(frameworks)), squeeze=False, sharey="row"
+    )
+    for row, framework in zip(axes, frameworks, strict=True):
+        for axis, (window, title) in zip(row, windows, strict=True):
+            for loss in context.losses:
+                points = []
+                for record in records:
+                    if (record["framework"], record["loss"]) != (framework, loss):
+                        continue
+                    summary = record["summary"]
+                    operations = summary["per_decision"]["synaptic_operations_per_decision"][window]["mean"]
+                    if window == "full_window":
+                        accuracy = summary["accuracy"]["mean"]
+                    else:
+                        rule = record["seeds"][0]["per_decision"]["rule"]
+                        accuracy = next(
+                            entry["accuracy"]["mean"] for entry in summary["early_exit"]
+                            if (entry["method"], entry["alpha"]) == (rule["method"], rule["alpha"])
+                        )  # fmt: skip
+                    if operations is not None and accuracy is not None:
+                        points.append((record.get("activity_penalty", 0.0), operations, accuracy))
+                points.sort()
+                colour = context.colours[loss]
+                axis.plot([p[1] for p in points], [p[2] for p in points], marker="o", color=colour, label=loss)
+                for penalty, operations, accuracy in points:
+                    axis.annotate(f"{penalty:g}", (operations, accuracy), textcoords="offset points", xytext=(3, 3),
+                                  fontsize="x-small", color=colour)  # fmt: skip
+            axis.set_xscale("log")
+            axis.set(title=f"{framework}, {title}", xlabel="synaptic operations per decision (log)")
+            axis.grid(alpha=0.3, which="both")
+        row[0].set(ylabel="test accuracy")
+    axes[0][-1].legend(loc="lower right", fontsize="small")
+    figure.suptitle(
+        f"{context.smoke}Accuracy against synaptic operations per decision; labels: activity penalty λ\n"
+        f"{run_description(document)}",
+        fontsize="small",
+    )
+    return figure
+
+
 def write_plots(document: dict[str, Any], out_dir: Path) -> Iterator[Path]:
-    """Draw the four figures of ``document`` into ``out_dir`` (names in
-    :data:`spikemax_bench.render.PLOTS`), each atomically; yields each path once written."""
+    """Draw the figures of ``document`` into ``out_dir`` (names in :data:`spikemax_bench.render.PLOTS`, and
+    :data:`~spikemax_bench.render.ENERGY_PLOT` for a run with per-decision measures), each atomically; yields
+    each path once written."""
     for name, draw in (
         ("accuracy-plot", accuracy_figure),
         ("spikes-plot", activity_figure),
@@ -220,6 +281,8 @@ def write_plots(document: dict[str, Any], out_dir: Path) -> Iterator[Path]:
         ("early-exit-plot", early_exit_figure),
     ):
         yield _save(draw(document), out_dir / PLOTS[name][0])
+    if has_per_decision(document):
+        yield _save(energy_figure(document), out_dir / ENERGY_PLOT[0])
 
 
 def _save(figure: Any, path: Path) -> Path:

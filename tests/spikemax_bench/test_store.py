@@ -26,7 +26,7 @@ SMALL = ("--dataset", "uci-iris", "--time-steps", "6", "--epochs", "1", "--frame
          "--losses", "spikemax_g,mse_count", "--learning-rates", "0.002", "--seeds", "3")  # fmt: skip
 TRAININGS = 14
 DERIVED = ("results.csv", "results.md", "accuracy_vs_time.png", "spikes_per_sample.png", "training_curves.png",
-           "early_exit.png")  # fmt: skip
+           "early_exit.png", "energy.png")  # fmt: skip
 
 
 def bench(out: Path, *options: str) -> int:
