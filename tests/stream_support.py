@@ -19,6 +19,23 @@ NUM_STEPS, NUM_SAMPLES, NUM_FEATURES, NUM_CLASSES = 12, 10, 6, 3
 SLOT_COUNTS = (1, 3, NUM_SAMPLES, NUM_SAMPLES + 5)
 
 
+def continuous_batching_schedule(exit_steps: list[int], slots: int) -> list[list[int]]:
+    """Per network call, the samples in the live rows, simulated on its own (no engine code): before each call
+    the free rows take the next waiting samples in order; after it, every sample that reached its exit step
+    (``exit_steps[n] + 1`` steps done) frees its row. Rows are listed in the order samples took them."""
+    waiting = list(range(len(exit_steps)))
+    rows: list[list[int]] = []  # [sample, steps done]
+    calls = []
+    while waiting or rows:
+        while waiting and len(rows) < slots:
+            rows.append([waiting.pop(0), 0])
+        calls.append(sorted(sample for sample, _ in rows))
+        for row in rows:
+            row[1] += 1
+        rows = [row for row in rows if row[1] < exit_steps[row[0]] + 1]
+    return calls
+
+
 def make_data(seed: int = 0, dtype: torch.dtype = torch.float64) -> tuple[Tensor, Tensor]:
     """Bernoulli input spikes ``[T, B, F]`` whose rates depend on the class, and the classes ``[B]``."""
     generator = torch.Generator().manual_seed(seed)

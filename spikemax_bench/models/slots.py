@@ -18,6 +18,8 @@ class NetworkSlots:
     def __init__(self, network: SpikingNetwork) -> None:
         network.reset_state()
         self.network = network
+        # Found once: walking the modules at every refill costs more than the row update itself.
+        self._neurons = self._snntorch_neurons() if network.framework == "snntorch" else []
 
     def step(self, frame: Tensor) -> Tensor:
         """One step of the live rows: frames ``(S, *input_shape)`` -> output spikes ``(S, C)``."""
@@ -26,7 +28,7 @@ class NetworkSlots:
     def reset_rows(self, rows: Tensor) -> None:
         """New samples start in ``rows``: the state a reset network starts from (zero membrane potential here)."""
         if self.network.framework == "snntorch":
-            for neuron in self._snntorch_neurons():
+            for neuron in self._neurons:
                 neuron.mem[rows] = 0.0  # snntorch.utils.reset makes zeros
         else:
             for index, (state, cell) in enumerate(zip(self.network._states, self.network.neurons, strict=True)):
@@ -36,7 +38,7 @@ class NetworkSlots:
     def keep_rows(self, rows: Tensor) -> None:
         """Only ``rows`` stay, in this order."""
         if self.network.framework == "snntorch":
-            for neuron in self._snntorch_neurons():
+            for neuron in self._neurons:
                 neuron.mem = neuron.mem[rows]
         else:
             self.network._states = [state._replace(v=state.v[rows]) for state in self.network._states]

@@ -24,26 +24,11 @@ from spikemax_bench.train import train_network
 from spikemax_bench.verdicts import CONTRADICTED, HOLDS, energy_verdicts
 from spikemax_plugins import early_exit, metrics
 
+from ..stream_support import continuous_batching_schedule
 from .synthetic import SIZES, TIME_STEPS, spiking_network, synthetic_dataset
 
 CPU = torch.device("cpu")
 REPOSITORY = Path(__file__).resolve().parents[2]
-
-
-def engine_calls(exit_steps: list[int], slots: int) -> int:
-    """Network calls of continuous batching, simulated on its own: before each call the free rows take the next
-    waiting samples in order; after it, every row whose sample reached its exit step frees its row."""
-    waiting = list(range(len(exit_steps)))
-    rows: list[list[int]] = []  # [sample, steps done]
-    calls = 0
-    while waiting or rows:
-        while waiting and len(rows) < slots:
-            rows.append([waiting.pop(0), 0])
-        calls += 1
-        for row in rows:
-            row[1] += 1
-        rows = [row for row in rows if row[1] < exit_steps[row[0]] + 1]
-    return calls
 
 
 @torch.no_grad()
@@ -72,7 +57,7 @@ def test_per_decision_counts_are_the_engine_schedule_and_the_metrics_up_to_each_
     expected = {
         "network_calls_per_decision": {
             "full_window": -(-samples // batch_size) * TIME_STEPS / samples,
-            "early_exit": engine_calls(exits.tolist(), batch_size) / samples,
+            "early_exit": len(continuous_batching_schedule(exits.tolist(), batch_size)) / samples,
         },
         "sample_steps_per_decision": {"full_window": TIME_STEPS, "early_exit": (exits + 1).sum().item() / samples},
         "synaptic_operations_per_decision": {
