@@ -195,7 +195,7 @@ class EarlyExitModel(NeuroBenchModel):
     batch rows, each sample simulated step by step until ``rule`` decides it, its row then taken by the next
     waiting sample. It returns ``report.prediction``, the predicted class per sample (``-1``: no decision, which
     NeuroBench's ``ClassificationAccuracy`` counts as wrong), and keeps the batch's
-    :class:`~spikemax_plugins.early_exit.ExitReport` as :attr:`last_report`. The decisions equal
+    :class:`~spikemax_plugins.early_exit.ExitReport` as ``last_report``. The decisions equal
     ``early_exit.evaluate(rule, full_recording)``'s; only the work changes.
 
     As ``neurobench.models.SNNTorchModel``, the network is put in eval mode and snnTorch's neurons
