@@ -1,6 +1,7 @@
 """Early-exit throughput: decisions per second of the bench's networks, full window against early exit.
 
-    python benchmarks/early_exit_throughput.py [--repeats 10] [--rounds 5] [--out docs/results/early_exit_throughput]
+    python benchmarks/early_exit_throughput.py [--repeats 10] [--rounds 5] [--device cpu|cuda]
+        [--out docs/results/early_exit_throughput]
 
 For each framework x loss the bench's network is trained as the committed default run chose it (seed 0, its
 hyper-parameters and learning rate, ``docs/results/default/results.json``), the alpha = 0.01 "accuracy" rule is
@@ -18,6 +19,9 @@ predictions and prediction sets equal :func:`spikemax_plugins.early_exit.evaluat
 sample. Ratios are decisions/s over the full window's, per round, median over rounds (interquartile range
 beside). The ideal speed-up of early exit is ``1 / exit fraction``. ``--out`` writes ``results.json`` (with the
 CPU, threads and versions) and ``results.md``, which ``python docs/render_speed.py`` puts into the README.
+
+``--device cuda`` trains, records and times everything on the GPU (each timed call ends with a synchronisation);
+a short check: ``--device cuda --frameworks snntorch --losses spikemax_g --repeats 2 --rounds 2 --epochs 2``.
 """
 
 from __future__ import annotations
@@ -56,6 +60,11 @@ def _bench():
 class _Silent:
     def advance(self, amount: int = 1) -> None:
         pass
+
+
+def _synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def _record(network, frames: torch.Tensor, batch_size: int) -> torch.Tensor:
@@ -105,19 +114,22 @@ def _quartiles(values: list[float]) -> list[float]:
 
 def measure_cell(framework: str, loss: str, record: dict, dataset, arguments, bench) -> dict:
     _, _, build_network, NetworkSlots, make_loader, make_loss, train_network = bench
+    device = torch.device(arguments.device)
     torch.manual_seed(0)
     network = build_network(framework, architecture="mlp", input_shape=dataset.input_shape,
-                            num_classes=dataset.num_classes, seed=0)
+                            num_classes=dataset.num_classes, seed=0).to(device)
     started = time.perf_counter()
     train_network(network, make_loss(framework, loss, record["hyper_parameters"]),
                   make_loader(dataset.train, 64, shuffle=True, seed=0),
                   make_loader(dataset.validation, 256, shuffle=False, seed=0),
-                  epochs=arguments.epochs, learning_rate=record["learning_rate"], device=torch.device("cpu"),
+                  epochs=arguments.epochs, learning_rate=record["learning_rate"], device=device,
                   task=_Silent())
     training_seconds = time.perf_counter() - started
     network.eval()
-    validation = next(iter(make_loader(dataset.validation, len(dataset.validation), shuffle=False, seed=0)))
-    test_frames, test_labels = next(iter(make_loader(dataset.test, len(dataset.test), shuffle=False, seed=0)))
+    validation = [tensor.to(device) for tensor in next(iter(make_loader(dataset.validation, len(dataset.validation),
+                                                                         shuffle=False, seed=0)))]
+    test_frames, test_labels = (tensor.to(device) for tensor in next(iter(make_loader(dataset.test, len(dataset.test),
+                                                                                      shuffle=False, seed=0))))
     rule = early_exit.calibrate(_record(network, validation[0], arguments.batch_size), validation[1],
                                 method="accuracy", alpha=0.01)
     frames = test_frames.repeat(1, arguments.repeats, *([1] * (test_frames.dim() - 2)))  # [T, N, ...]
@@ -156,6 +168,7 @@ def measure_cell(framework: str, loss: str, record: dict, dataset, arguments, be
         for name in order:
             started = time.perf_counter()
             contenders[name]()
+            _synchronise(device)
             seconds[name].append(time.perf_counter() - started)
     rates = {name: [decisions[name] / value for value in values] for name, values in seconds.items()}
     ratios = {name: [rate / full for rate, full in zip(rates[name], rates["full window"], strict=True)]
@@ -192,7 +205,9 @@ def render(document: dict) -> str:
         f"Decisions per second relative to the full window in batches of {document['config']['batch_size']} "
         f"(median of {document['config']['rounds']} alternating rounds), digits-dvs test split repeated "
         f"{document['config']['repeats']}x ({document['cells'][0]['decisions']} decisions), the alpha = 0.01 "
-        f"accuracy rule; {provenance['cpu']}, {provenance['threads']} thread(s), torch {provenance['torch']}, "
+        f"accuracy rule; {provenance['cpu']}, {provenance['threads']} thread(s), "
+        + (f"GPU {provenance['device_name']}, " if provenance.get("device") == "cuda" else "")
+        + f"torch {provenance['torch']}, "
         f"commit {provenance['git']['commit'][:7]}{' (dirty)' if provenance['git']['dirty'] else ''}. Every "
         "contender's decisions were checked equal to `evaluate` (early exit) or `predict` (full window) first.",
         "",
@@ -236,8 +251,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--frameworks", default="snntorch,norse")
     parser.add_argument("--losses", default="spikemax_g,spikemax_s,ce_count,mse_count")
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--out", type=Path, default=None)
     arguments = parser.parse_args(argv)
+    if arguments.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: no CUDA device is available")
     torch.set_num_threads(arguments.threads)
     bench = _bench()
     provenance, load_dataset = bench[0], bench[1]
@@ -258,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
         "config": {key: value for key, value in vars(arguments).items() if key != "out"},
         "provenance": {
             "cpu": provenance.cpu_name(),
+            "device": arguments.device,
+            "device_name": torch.cuda.get_device_name() if arguments.device == "cuda" else None,
             "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "python": platform.python_version(),

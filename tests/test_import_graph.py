@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 LIBRARY = "spikemax_plugins"
-ADAPTERS = ("spikemax_snntorch", "spikemax_norse", "spikemax_spikingjelly", "spikemax_sinabs")
+ADAPTERS = ("spikemax_snntorch", "spikemax_norse", "spikemax_spikingjelly", "spikemax_sinabs", "spikemax_neurobench")
 BENCH = "spikemax_bench"
 PACKAGES = (LIBRARY, *ADAPTERS, BENCH)
 BENCH_PREFIXES = (BENCH,)

@@ -38,6 +38,7 @@ except ModuleNotFoundError as error:
         'spikemax_sinabs needs sinabs, which is not installed: pip install "spikemax-plugins[sinabs]"', name="sinabs"
     ) from error
 
+import torch
 from torch import Tensor, nn
 
 from spikemax_plugins import _registration, early_exit, modules
@@ -347,13 +348,15 @@ def stream_early_exit(
     slots: int,
     target: Tensor | None = None,
     time_dim: int = 1,
+    device: torch.device | str | None = None,
 ) -> early_exit.ExitReport:
     """Continuous-batching early exit (:func:`spikemax_plugins.early_exit.stream`) of a sinabs network.
 
     ``slots`` rows are simulated together; a sample that exits frees its row at once for the next waiting one (its
     states reset by :class:`SinabsSlots`). The report equals :func:`spikemax_plugins.early_exit.evaluate` on the
     full recording, in input order. The states are reset first; Squeeze layers are handled as in
-    :func:`run_early_exit`.
+    :func:`run_early_exit`. ``device``: where the rows' inputs are kept and fed to the network (default: where they
+    come from), e.g. ``device="cuda"`` for a network on the GPU and a loader on the CPU.
 
     Shape:
         - inputs: ``(B, T, ...)`` (time at ``time_dim``), or an iterable of such tensors / ``(inputs, target)``
@@ -363,7 +366,8 @@ def stream_early_exit(
     with _one_step_squeeze(net) as squeezed:
         slots_network = SinabsSlots(net, squeezed=squeezed)
         _reset(net)
-        return early_exit.stream(slots_network, inputs, rule, slots=slots, target=target, time_dim=time_dim)
+        return early_exit.stream(slots_network, inputs, rule, slots=slots, target=target, time_dim=time_dim,
+                                 device=device)
 
 
 _REGISTERED: dict[ModuleType, tuple[Any, ...]] = {sinabs: (SpikeMaxGLoss, SpikeMaxSLoss, MSECountLoss)}

@@ -275,13 +275,16 @@ def stream_early_exit(
     slots: int,
     target: Tensor | None = None,
     time_dim: int = 0,
+    device: torch.device | str | None = None,
 ) -> early_exit.ExitReport:
     """Continuous-batching early exit (:func:`spikemax_plugins.early_exit.stream`) of a SpikingJelly network.
 
     ``slots`` rows are simulated together; a sample that exits frees its row at once for the next waiting one
     (its memories reset by :class:`SpikingJellySlots`). The report equals
     :func:`spikemax_plugins.early_exit.evaluate` on the full recording, in input order. The network is reset
-    and stepped in single-step mode; every module's step mode is restored afterwards.
+    and stepped in single-step mode; every module's step mode is restored afterwards. ``device``: where the rows'
+    inputs are kept and fed to the network (default: where they come from), e.g. ``device="cuda"`` for a network
+    on the GPU and a loader on the CPU.
 
     Shape:
         - inputs: ``(T, N, ...)`` (time at ``time_dim``), or an iterable of such tensors / ``(inputs, target)``
@@ -290,7 +293,8 @@ def stream_early_exit(
     slots_network = SpikingJellySlots(net)
     with _single_step_mode(net):
         spikingjelly_functional.reset_net(net)
-        return early_exit.stream(slots_network, inputs, rule, slots=slots, target=target, time_dim=time_dim)
+        return early_exit.stream(slots_network, inputs, rule, slots=slots, target=target, time_dim=time_dim,
+                                 device=device)
 
 
 _REGISTERED = {spikingjelly_functional: (spikemax_g, spikemax_s, accuracy_over_time, time_to_decision)}

@@ -64,7 +64,10 @@ def documented_paths() -> tuple[set[str], str]:
     return rendered, text
 
 
-PACKAGES = ["spikemax_plugins", "spikemax_snntorch", "spikemax_norse", "spikemax_spikingjelly", "spikemax_sinabs"]
+PACKAGES = [
+    "spikemax_plugins", "spikemax_snntorch", "spikemax_norse", "spikemax_spikingjelly", "spikemax_sinabs",
+    "spikemax_neurobench",
+]
 
 
 def modules_to_check(package: str) -> list[ModuleType]:

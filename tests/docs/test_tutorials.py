@@ -62,6 +62,21 @@ def test_sinabs_tutorial_learns_and_exits_early(tutorial):
     assert results["exit_fraction"] < 0.9, results
 
 
+def test_neurobench_tutorial_reports_early_exit_through_neurobench(tutorial):
+    pytest.importorskip("neurobench")
+    results = tutorial("neurobench_spikemax").main()
+    assert results["test_accuracy"] >= results["chance"] + 0.5, results
+    assert results["final_loss"] < math.log(4) / 2, results
+    over_time = results["accuracy_over_time"]
+    assert len(over_time) == 25 and over_time[-1] == results["test_accuracy"], results
+    assert 0 < results["time_to_decision_fraction"] < 1, results
+    assert results["early_exit_accuracy"] >= results["test_accuracy"] - 0.05, results
+    assert results["exit_fraction"] < 0.9, results
+    # NeuroBench's own hooks see only the steps simulated before each exit.
+    assert 0 < results["early_exit_operations"] < results["full_window_operations"] * 0.9, results
+    assert 0 < results["early_exit_sparsity"] < 1 and 0 < results["full_window_sparsity"] < 1, results
+
+
 def test_latency_tutorial_reads_consistent_latencies(tutorial):
     pytest.importorskip("snntorch")
     results = tutorial("decision_latency").main()

@@ -320,6 +320,39 @@ def test_stream_early_exit_equals_evaluate(build, slots):
     assert_report_equals(report, early_exit.evaluate(rule, recording(net, test), labels, time_dim=1))
 
 
+@needs_stream
+def test_stream_early_exit_passes_device_to_the_engine():
+    net = wired_network()
+    calibration, calibration_labels, test, labels = batch_first_task()
+    test, labels = test[:12], labels[:12]
+    rule = early_exit.calibrate(recording(net, calibration), calibration_labels, method="accuracy", alpha=0.02,
+                                time_dim=1)
+    report = spikemax_sinabs.stream_early_exit(net, test, rule, slots=4, target=labels, device="cpu")
+    assert_report_equals(report, early_exit.evaluate(rule, recording(net, test), labels, time_dim=1))
+    with pytest.raises(RuntimeError, match="nonsense"):  # torch.device's own error: the keyword reaches the engine
+        spikemax_sinabs.stream_early_exit(net, test, rule, slots=4, device="nonsense")
+
+
+@needs_stream
+@pytest.mark.cuda
+@pytest.mark.parametrize("build", [wired_network, squeeze_network], ids=["LIF", "IAFSqueeze"])
+def test_stream_early_exit_on_cuda_equals_evaluate(build):
+    net = build()
+    calibration, calibration_labels, test, labels = batch_first_task()
+    test, labels = test[:48], labels[:48]
+    rule = early_exit.calibrate(recording(net, calibration), calibration_labels, method="accuracy", alpha=0.02,
+                                time_dim=1)
+    offline = early_exit.evaluate(rule, recording(net, test), labels, time_dim=1)
+    net = net.cuda()
+    report = spikemax_sinabs.stream_early_exit(net, test.cuda(), rule, slots=5, target=labels.cuda())
+    assert report.exit_step.device.type == "cuda"
+    assert_report_equals(report, early_exit.evaluate(rule, recording(net, test.cuda()), labels.cuda(), time_dim=1))
+    # inputs on the CPU, moved row by row with device=
+    report = spikemax_sinabs.stream_early_exit(net, test, rule, slots=5, target=labels, device="cuda")
+    assert torch.equal(report.prediction.cpu(), offline.prediction)
+    assert torch.equal(report.exit_step.cpu(), offline.exit_step)
+
+
 def test_keeping_no_rows_leaves_the_network_usable():
     net = random_network()
     slots = spikemax_sinabs.SinabsSlots(net)

@@ -365,3 +365,31 @@ def test_stream_early_exit_of_a_conv_network_equals_evaluate(slots):
     rule = early_exit.calibrate(recording(net, calibration), calibration_labels, method="accuracy", alpha=0.05)
     report = spikemax_spikingjelly.stream_early_exit(net, test, rule, slots=slots, target=labels)
     assert_report_equals(report, early_exit.evaluate(rule, recording(net, test), labels))
+
+
+@needs_stream
+def test_stream_early_exit_passes_device_to_the_engine():
+    net = wired_network("m")
+    rule, task = accuracy_rule(net)
+    inputs, targets = task.test_inputs[:, :12], task.test_targets[:12]
+    report = spikemax_spikingjelly.stream_early_exit(net, inputs, rule, slots=4, target=targets, device="cpu")
+    assert_report_equals(report, early_exit.evaluate(rule, recording(net, inputs), targets))
+    with pytest.raises(RuntimeError, match="nonsense"):  # torch.device's own error: the keyword reaches the engine
+        spikemax_spikingjelly.stream_early_exit(net, inputs, rule, slots=4, device="nonsense")
+
+
+@needs_stream
+@pytest.mark.cuda
+def test_stream_early_exit_on_cuda_equals_evaluate():
+    net = wired_network("m")
+    rule, task = accuracy_rule(net)
+    inputs, targets = task.test_inputs[:, :48], task.test_targets[:48]
+    offline = early_exit.evaluate(rule, recording(net, inputs), targets)
+    net = net.cuda()
+    report = spikemax_spikingjelly.stream_early_exit(net, inputs.cuda(), rule, slots=5, target=targets.cuda())
+    assert report.exit_step.device.type == "cuda"
+    assert_report_equals(report, early_exit.evaluate(rule, recording(net, inputs.cuda()), targets.cuda()))
+    # inputs on the CPU, moved row by row with device=
+    report = spikemax_spikingjelly.stream_early_exit(net, inputs, rule, slots=5, target=targets, device="cuda")
+    assert torch.equal(report.prediction.cpu(), offline.prediction)
+    assert torch.equal(report.exit_step.cpu(), offline.exit_step)
