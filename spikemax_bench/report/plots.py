@@ -225,6 +225,9 @@ def energy_figure(document: dict[str, Any]) -> Any:
     One line per loss through its activity penalties λ (each point labelled with its λ), so each loss's
     trade-off, and whose front lies up and to the left, shows at a glance. Means over seeds.
     """
+    from matplotlib.ticker import FuncFormatter
+
+    thousands = FuncFormatter(lambda value, _: f"{value / 1000:g}k")
     records = all_records(document)
     context = _PlotContext(document)
     frameworks = context.frameworks
@@ -258,6 +261,10 @@ def energy_figure(document: dict[str, Any]) -> Any:
                     axis.annotate(f"{penalty:g}", (operations, accuracy), textcoords="offset points", xytext=(3, 3),
                                   fontsize="x-small", color=colour)  # fmt: skip
             axis.set_xscale("log")
+            # Thousands on every tick: a narrow log range (the full window's) otherwise gets overlapping 10^x labels.
+            axis.xaxis.set_major_formatter(thousands)
+            axis.xaxis.set_minor_formatter(thousands)
+            axis.tick_params(axis="x", which="both", labelsize="x-small")
             axis.set(title=f"{framework}, {title}", xlabel="synaptic operations per decision (log)")
             axis.grid(alpha=0.3, which="both")
         row[0].set(ylabel="test accuracy")

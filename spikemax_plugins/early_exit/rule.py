@@ -322,16 +322,21 @@ def make_report(
 
 
 def decide_rows(
-    rule: ExitRule, counts: Tensor, thresholds: Tensor, at_checkpoint: Tensor, at_last_step: Tensor
+    rule: ExitRule,
+    counts: Tensor,
+    thresholds: Tensor,
+    at_checkpoint: Tensor | None,
+    at_last_step: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The rule's decision for rows that have not exited yet, each at its own step.
 
     Args:
         counts: ``(S, C)`` running counts of each row up to and including its current step (decision dtype).
-        thresholds: ``(S, 1)``, or a scalar tensor when every row is at the same step: the threshold of each
+        thresholds: ``(S, 1)``, or a scalar tensor when every row has the same threshold: the threshold of each
             row's step (any value where the step is no checkpoint).
-        at_checkpoint: bool ``(S)``, whether each row's step is a checkpoint.
-        at_last_step: bool ``(S)``, whether each row's step is ``T - 1``.
+        at_checkpoint: bool ``(S)``, whether each row's step is a checkpoint; None when every row's is (the
+            caller knows it on the host: no operation spent on it).
+        at_last_step: bool ``(S)``, whether each row's step is ``T - 1``; None when no row's is.
 
     Returns:
         ``exits`` bool ``(S)`` (the row is decided now), ``prediction`` int64 ``(S)`` and ``admitted`` bool
@@ -343,14 +348,17 @@ def decide_rows(
         # Exactly one class admitted <=> the top score reaches the threshold and the second does not; that class
         # is then the unique top one (the general branch below, in fewer operations: this runs at every step).
         top_two = scores.topk(2, dim=-1)
-        exits = at_checkpoint & (top_two.values[..., 0] >= thresholds.squeeze(-1)) & (
-            top_two.values[..., 1] < thresholds.squeeze(-1)
-        )
+        threshold = thresholds.squeeze(-1)
+        exits = (top_two.values[..., 0] >= threshold) & (top_two.values[..., 1] < threshold)
         prediction = top_two.indices[..., 0]
     else:
         set_size = admitted.sum(-1)
-        exits = at_checkpoint & (set_size >= 1) & (set_size <= rule.max_set_size)
+        exits = (set_size >= 1) & (set_size <= rule.max_set_size)
         prediction = argmax_or_no_decision(torch.where(admitted, scores, -torch.inf))
+    if at_checkpoint is not None:
+        exits = exits & at_checkpoint
+    if at_last_step is None:
+        return exits, prediction, admitted
     # Never exited by T - 1: decided on the full counts, with the admitted set at T - 1 as its prediction set.
     prediction = torch.where(at_last_step & ~exits, argmax_or_no_decision(counts), prediction)
     return exits | at_last_step, prediction, admitted
@@ -412,7 +420,6 @@ class ExitState:
         self._thresholds, _ = thresholds_by_step(rule, self.device)
         self._checkpoints = set(rule.checkpoints)
         self._every_row = torch.ones(batch_size, dtype=torch.bool, device=self.device)
-        self._no_row = torch.zeros(batch_size, dtype=torch.bool, device=self.device)
 
     def update(self, step_spikes: Tensor) -> Tensor:
         """Add one step's output spikes ``(B, N)``; decide at checkpoints. Returns ``done``, bool ``(B)``."""
@@ -429,10 +436,9 @@ class ExitState:
         rule = self.rule
         self.counts = self.counts + group_population(step_spikes.to(self.counts.dtype), rule.num_classes)
         if self.step in self._checkpoints:
-            at_last_step = self._every_row if self.step == rule.num_steps - 1 else self._no_row
-            exits, prediction, admitted = decide_rows(
-                rule, self.counts, self._thresholds[self.step], self._every_row, at_last_step
-            )
+            at_last_step = self._every_row if self.step == rule.num_steps - 1 else None
+            thresholds = self._thresholds[self.step]
+            exits, prediction, admitted = decide_rows(rule, self.counts, thresholds, None, at_last_step)
             exits = exits & ~self.done
             self.exit_step = torch.where(exits, self.step, self.exit_step)
             self.prediction = torch.where(exits, prediction, self.prediction)

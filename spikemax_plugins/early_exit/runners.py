@@ -270,7 +270,10 @@ class _Engine:
         self.row_counts: Tensor | None = None  # [S, C], on the outputs' device once the first step ran
         self.check_values = check_values
         self.calls = self.sample_steps = 0
-        self._tables: tuple[Tensor, Tensor] | None = None
+        # Host-side, per row: the call at which its sample took it. A row is at step T - 1 at call
+        # start + T - 1, so the host knows when no row can be (most calls) and the fallback decision is skipped.
+        self.row_start = [0] * rows
+        self._tables: tuple[Tensor, Tensor | None] | None = None
         self._exits: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # (samples, steps, predictions, sets)
 
     @property
@@ -289,7 +292,12 @@ class _Engine:
         check_step_spikes(output, rows, self.rule, device, what)
         if self.row_counts is None:
             self.row_counts = torch.zeros(rows, self.rule.num_classes, dtype=decision_dtype(device), device=device)
-            self._tables = thresholds_by_step(self.rule, device)
+            thresholds, is_checkpoint = thresholds_by_step(self.rule, device)
+            if len(self.rule.checkpoints) == self.rule.num_steps:
+                is_checkpoint = None  # every step is one: no per-row lookup
+                if bool((thresholds == thresholds[0]).all()):
+                    thresholds = thresholds[:1]  # one threshold for every step ("accuracy" rules): no lookup
+            self._tables = thresholds, is_checkpoint
             self.row_step, self.row_sample = self.row_step.to(device), self.row_sample.to(device)
             self.row_column = self.row_column.to(device)
         if self.check_values and check.values_checkable(output):
@@ -298,12 +306,13 @@ class _Engine:
         self.sample_steps += rows
         self.row_counts = self.row_counts + group_population(output.to(self.row_counts.dtype), self.rule.num_classes)
         thresholds, is_checkpoint = self._tables
+        last_step = self.rule.num_steps - 1
         exits, prediction, admitted = decide_rows(
             self.rule,
             self.row_counts,
-            thresholds[self.row_step].unsqueeze(-1),
-            is_checkpoint[self.row_step],
-            self.row_step == self.rule.num_steps - 1,
+            thresholds if thresholds.shape[0] == 1 else thresholds[self.row_step].unsqueeze(-1),
+            None if is_checkpoint is None else is_checkpoint[self.row_step],
+            self.row_step == last_step if self.calls - 1 - min(self.row_start) >= last_step else None,
         )
         exited = exits.nonzero().squeeze(-1)
         if exited.numel():
@@ -320,6 +329,8 @@ class _Engine:
         if taken:
             assert new_inputs is not None
             rows = exited[:taken]
+            for row in rows.tolist():
+                self.row_start[row] = self.calls
             self.network.reset_rows(rows)
             columns = self.inputs.put(self.row_column[rows].to(self.inputs.device), new_inputs, queue.pulled - taken)
             self.row_column.index_copy_(0, rows, columns.to(rows.device))
@@ -330,6 +341,7 @@ class _Engine:
             keep = torch.ones(self.live_rows, dtype=torch.bool, device=exited.device)
             keep[exited[taken:]] = False
             kept = keep.nonzero().squeeze(-1)
+            self.row_start = [self.row_start[row] for row in kept.tolist()]
             self.network.keep_rows(kept)
             self.row_sample, self.row_step, self.row_column = (
                 self.row_sample[kept], self.row_step[kept], self.row_column[kept]
