@@ -233,7 +233,7 @@ def render(document: dict) -> str:
         share = stream_ratio / cell["ideal_speed_up"]
         lines.append(
             f"- {cell['framework']}, spikemax_g: `stream` ({target_slots} slots) {stream_ratio:.2f}x "
-            f"({'met' if stream_ratio >= 6 else 'missed'}: target >= 6x), {share:.2f} of the ideal "
+            f"({'met' if stream_ratio >= 6 else 'missed'}: target >= 6x), {share:.3f} of the ideal "
             f"({'met' if share >= 0.75 else 'missed'}: target >= 0.75); `run` batched {ratio['run']:.2f}x "
             f"({'met' if ratio['run'] >= 1.0 else 'missed'}: target >= 1.0x)."
         )
