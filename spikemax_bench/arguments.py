@@ -67,28 +67,28 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _learning_rates(text: str) -> tuple[float, ...]:
-    try:
-        rates = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        rates = ()
-    if not rates or not all(0 < rate < float("inf") for rate in rates) or len(set(rates)) != len(rates):
-        raise argparse.ArgumentTypeError(
-            f"--learning-rates expects a comma-separated list of distinct numbers > 0 (e.g. 2e-3,5e-3); got {text!r}"
-        )
-    return rates
+def _distinct_numbers(option: str, *, zero_allowed: bool, example: str):
+    """A parser of ``option``'s comma-separated list of distinct finite numbers, > 0 (or >= 0 with
+    ``zero_allowed``)."""
+
+    def parse(text: str) -> tuple[float, ...]:
+        try:
+            values = tuple(float(part) for part in text.split(",") if part.strip())
+        except ValueError:
+            values = ()
+        in_range = all((0 <= value if zero_allowed else 0 < value) and value < float("inf") for value in values)
+        if not values or not in_range or len(set(values)) != len(values):
+            raise argparse.ArgumentTypeError(
+                f"{option} expects a comma-separated list of distinct numbers {'>=' if zero_allowed else '>'} 0 "
+                f"(e.g. {example}); got {text!r}"
+            )
+        return values
+
+    return parse
 
 
-def _activity_penalties(text: str) -> tuple[float, ...]:
-    try:
-        weights = tuple(float(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        weights = ()
-    if not weights or not all(0 <= weight < float("inf") for weight in weights) or len(set(weights)) != len(weights):
-        raise argparse.ArgumentTypeError(
-            f"--activity-penalty expects a comma-separated list of distinct numbers >= 0 (e.g. 0,0.1,1); got {text!r}"
-        )
-    return weights
+_learning_rates = _distinct_numbers("--learning-rates", zero_allowed=False, example="2e-3,5e-3")
+_activity_penalties = _distinct_numbers("--activity-penalty", zero_allowed=True, example="0,0.1,1")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -37,6 +37,7 @@ __all__ = [
     "ENERGY_CLAIM",
     "Claim",
     "compare_paired",
+    "activity_penalty_of",
     "energy_verdicts",
     "verdicts",
 ]
@@ -194,6 +195,11 @@ def _mean(values: list[Any]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+def activity_penalty_of(record: dict[str, Any]) -> float:
+    """The weight λ a record trained with (records of runs made before the regulariser existed: 0)."""
+    return record.get("activity_penalty", 0.0)
+
+
 def _mean_accuracy(record: dict[str, Any]) -> float:
     return record["summary"]["accuracy"]["mean"]
 
@@ -237,8 +243,7 @@ def energy_verdicts(records: Sequence[dict[str, Any]], *, quick: bool = False) -
     ``matched``, ``synaptic_operations_per_decision`` (mean)) and ``comparisons`` (as in :func:`verdicts`, with
     ``activity_penalty`` and ``baseline_activity_penalty``).
     """
-    if not any(_early_exit_operations(record) and any(v is not None for v in _early_exit_operations(record).values())
-               for record in records):
+    if all(value is None for record in records for value in _early_exit_operations(record).values()):
         return []
     frameworks = list(dict.fromkeys(record["framework"] for record in records))
     matches, comparisons = [], []
@@ -259,7 +264,7 @@ def energy_verdicts(records: Sequence[dict[str, Any]], *, quick: bool = False) -
                 {
                     "framework": framework,
                     "loss": loss,
-                    "activity_penalty": record.get("activity_penalty", 0.0),
+                    "activity_penalty": activity_penalty_of(record),
                     "accuracy": _mean_accuracy(record),
                     "reference_accuracy": reference,
                     "matched": matched,
@@ -284,9 +289,9 @@ def energy_verdicts(records: Sequence[dict[str, Any]], *, quick: bool = False) -
                     {
                         "framework": framework,
                         "loss": loss,
-                        "activity_penalty": chosen[loss].get("activity_penalty", 0.0),
+                        "activity_penalty": activity_penalty_of(chosen[loss]),
                         "baseline": baseline,
-                        "baseline_activity_penalty": chosen[baseline].get("activity_penalty", 0.0),
+                        "baseline_activity_penalty": activity_penalty_of(chosen[baseline]),
                         "seeds": paired,
                         "value": _mean([our_values[seed] for seed in paired]),
                         "baseline_value": _mean([baseline_values[seed] for seed in paired]),

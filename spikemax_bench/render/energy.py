@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..verdicts import CONFIDENCE, ENERGY_BASELINES, SPIKEMAX_LOSSES
+from ..verdicts import CONFIDENCE, ENERGY_BASELINES, SPIKEMAX_LOSSES, activity_penalty_of
 from .rows import SMOKE_BANNER, format_measure, format_value, is_quick, seed_count
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "all_records",
     "energy_claim_lines",
     "has_per_decision",
+    "headline_accuracy",
     "per_decision_note",
     "per_decision_rows",
 ]
@@ -43,8 +44,12 @@ def has_per_decision(document: dict[str, Any]) -> bool:
     return all("per_decision" in record["summary"] for record in document["records"])
 
 
-def _penalty(record: dict[str, Any]) -> float:
-    return record.get("activity_penalty", 0.0)
+def headline_accuracy(record: dict[str, Any]) -> dict[str, float | None]:
+    """The early-exit accuracy (``{"mean", "std"}`` over seeds) of the rule the per-decision measures used."""
+    rule = record["seeds"][0]["per_decision"]["rule"]
+    key = (rule["method"], rule["alpha"])
+    entries = record["summary"]["early_exit"]
+    return next(entry["accuracy"] for entry in entries if (entry["method"], entry["alpha"]) == key)
 
 
 def _full_to_early(name: str, measure: dict[str, dict[str, float | None]]) -> str:
@@ -94,21 +99,18 @@ def activity_penalty_rows(document: dict[str, Any]) -> tuple[list[str], list[lis
     frameworks = {name: index for index, name in enumerate(document["config"]["frameworks"])}
     records = sorted(
         all_records(document),
-        key=lambda record: (frameworks[record["framework"]], losses[record["loss"]], _penalty(record)),
+        key=lambda record: (frameworks[record["framework"]], losses[record["loss"]], activity_penalty_of(record)),
     )
     for record in records:
         summary = record["summary"]
-        rule = record["seeds"][0]["per_decision"]["rule"]
-        key = (rule["method"], rule["alpha"])
-        headline = next(entry for entry in summary["early_exit"] if (entry["method"], entry["alpha"]) == key)
         per_decision = summary["per_decision"]
         accuracy = format_measure("accuracy", summary["accuracy"])
         rows.append(
             [
                 record["framework"],
                 record["loss"],
-                f"{_penalty(record):g}",
-                f"{accuracy} → {format_measure('accuracy', headline['accuracy'])}",
+                f"{activity_penalty_of(record):g}",
+                f"{accuracy} → {format_measure('accuracy', headline_accuracy(record))}",
                 _full_to_early("synaptic_operations_per_decision", per_decision["synaptic_operations_per_decision"]),
                 _full_to_early("spikes_per_decision", per_decision["spikes_per_decision"]),
             ]

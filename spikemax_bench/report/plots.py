@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from ..render import ENERGY_PLOT, PLOTS, SMOKE_PREFIX, input_activity_line, run_description
-from ..render.energy import all_records, has_per_decision
+from ..render.energy import all_records, has_per_decision, headline_accuracy
 from ..store import atomic_write_bytes
+from ..verdicts import activity_penalty_of
 
 __all__ = [
     "accuracy_figure",
@@ -228,7 +229,9 @@ def energy_figure(document: dict[str, Any]) -> Any:
     from matplotlib.ticker import FuncFormatter
 
     thousands = FuncFormatter(lambda value, _: f"{value / 1000:g}k")
-    records = all_records(document)
+    by_key: dict[tuple[str, str], list[dict[str, Any]]] = {}  # every λ of a framework x loss
+    for record in all_records(document):
+        by_key.setdefault((record["framework"], record["loss"]), []).append(record)
     context = _PlotContext(document)
     frameworks = context.frameworks
     windows = (("early_exit", "early exit"), ("full_window", "full window"))
@@ -239,21 +242,12 @@ def energy_figure(document: dict[str, Any]) -> Any:
         for axis, (window, title) in zip(row, windows, strict=True):
             for loss in context.losses:
                 points = []
-                for record in records:
-                    if (record["framework"], record["loss"]) != (framework, loss):
-                        continue
+                for record in by_key.get((framework, loss), []):
                     summary = record["summary"]
                     operations = summary["per_decision"]["synaptic_operations_per_decision"][window]["mean"]
-                    if window == "full_window":
-                        accuracy = summary["accuracy"]["mean"]
-                    else:
-                        rule = record["seeds"][0]["per_decision"]["rule"]
-                        accuracy = next(
-                            entry["accuracy"]["mean"] for entry in summary["early_exit"]
-                            if (entry["method"], entry["alpha"]) == (rule["method"], rule["alpha"])
-                        )  # fmt: skip
+                    accuracy = (summary["accuracy"] if window == "full_window" else headline_accuracy(record))["mean"]
                     if operations is not None and accuracy is not None:
-                        points.append((record.get("activity_penalty", 0.0), operations, accuracy))
+                        points.append((activity_penalty_of(record), operations, accuracy))
                 points.sort()
                 colour = context.colours[loss]
                 axis.plot([p[1] for p in points], [p[2] for p in points], marker="o", color=colour, label=loss)
