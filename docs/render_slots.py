@@ -85,12 +85,13 @@ def stream_trace(slots: int = SLOTS) -> tuple[list[list[int]], early_exit.ExitRe
 
 def run_trace(slots: int = SLOTS) -> list[list[int]]:
     """Per call of batch-synchronous :func:`~spikemax_plugins.early_exit.run`, one batch of ``slots`` samples
-    after another, the sample in each row (all rows step until the batch's last sample exits)."""
+    after another, the sample in each row (all rows step until the batch's last sample exits: deciding at every
+    step, so that the picture shows no steps past it)."""
     recording, rule = example()
     network = _Replay(recording)
     inputs = _labelled_inputs()
     for start in range(0, NUM_SAMPLES, slots):
-        early_exit.run(network.step, inputs[:, start : start + slots], rule)
+        early_exit.run(network.step, inputs[:, start : start + slots], rule, decide_every=1)
     return network.calls
 
 

@@ -29,6 +29,7 @@ from spikemax_plugins import metrics
 
 from .spikemax_plugins.adversarial.oracles import exit_rules, np_evaluate
 from .spikemax_plugins.adversarial.support import Faults, seeds, spike_values
+from .spikemax_plugins.early_exit.support import run_steps_simulated
 
 NUM_CLASSES = 4
 NUM_INPUTS = 20
@@ -294,8 +295,15 @@ def assert_early_exit_runs_without_training(run_early_exit, network: CountingNet
     assert torch.equal(report.prediction, offline.prediction)
     assert torch.equal(report.prediction_set, offline.prediction_set)
     assert report.accuracy == offline.accuracy
-    assert calls == report.steps_simulated == int(offline.exit_step.max()) + 1
+    assert calls == report.steps_simulated == run_steps_simulated(
+        rule.checkpoints, rule.num_steps, offline.exit_step.tolist(), None
+    )
     assert report.accuracy > 0.9 and report.exit_fraction < 0.6
+    # Deciding at every step, the simulation stops right after the last exit.
+    network.calls = 0
+    report = run_early_exit(network, task.test_inputs, rule, target=task.test_targets, decide_every=1)
+    assert torch.equal(report.exit_step, offline.exit_step) and torch.equal(report.prediction, offline.prediction)
+    assert network.calls == report.steps_simulated == int(offline.exit_step.max()) + 1
 
     num_steps = task.test_inputs.shape[0]
     confident = early_exit.ExitRule(
@@ -303,7 +311,7 @@ def assert_early_exit_runs_without_training(run_early_exit, network: CountingNet
         score="margin", smoothing=1.0, num_classes=NUM_CLASSES, num_steps=num_steps,
     )
     network.calls = 0
-    report = run_early_exit(network, task.test_inputs[:, :8], confident)
+    report = run_early_exit(network, task.test_inputs[:, :8], confident, decide_every=1)
     assert network.calls == report.steps_simulated < num_steps
 
 
@@ -349,7 +357,9 @@ def check_early_exit_report(report, rule, values, target, calls):
     np.testing.assert_array_equal(report.exit_step.numpy(), expected.exit_step)
     np.testing.assert_array_equal(report.prediction.numpy(), expected.prediction)
     np.testing.assert_array_equal(report.prediction_set.numpy(), expected.prediction_set)
-    assert report.steps_simulated == int(expected.exit_step.max()) + 1 == calls
+    assert report.steps_simulated == calls == run_steps_simulated(
+        rule.checkpoints, rule.num_steps, expected.exit_step.tolist(), None  # the adapters' default policy
+    )
     if target is not None:
         assert report.accuracy == pytest.approx((expected.prediction == target.numpy()).mean(), abs=1e-15)
 

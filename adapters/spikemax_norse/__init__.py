@@ -189,6 +189,7 @@ def run_early_exit(
     *,
     target: Tensor | None = None,
     time_dim: int = 0,
+    decide_every: int | None = None,
 ) -> early_exit.ExitReport:
     """Early-exit inference of a Norse model: simulate step by step, stop once every sample has exited.
 
@@ -202,6 +203,8 @@ def run_early_exit(
         rule = early_exit.calibrate(validation_spikes, validation_labels, method="accuracy", alpha=0.01)
         report = spikemax_norse.run_early_exit(model, test_inputs, rule, target=test_labels)
 
+    ``decide_every``: how many steps the rule decides at once (see :func:`spikemax_plugins.early_exit.run`).
+
     Shape:
         - inputs: ``(T, B, ...)`` (time at ``time_dim``), T equal to the rule's
         - target: ``(B)``, optional
@@ -214,7 +217,7 @@ def run_early_exit(
         spikes, state = _output_and_state(model(step_input, state))
         return spikes
 
-    return early_exit.run(step, inputs, rule, target=target, time_dim=time_dim)
+    return early_exit.run(step, inputs, rule, target=target, time_dim=time_dim, decide_every=decide_every)
 
 
 def _check_one_step_model(model: object) -> None:

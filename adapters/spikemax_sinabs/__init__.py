@@ -316,6 +316,7 @@ def run_early_exit(
     *,
     target: Tensor | None = None,
     time_dim: int = 1,
+    decide_every: int | None = None,
 ) -> early_exit.ExitReport:
     """Early-exit inference of a sinabs network: step it, stop once every sample of the batch has exited.
 
@@ -328,6 +329,8 @@ def run_early_exit(
                                     time_dim=1)
         report = spikemax_sinabs.run_early_exit(net, test_inputs, rule, target=test_labels)
 
+    ``decide_every``: how many steps the rule decides at once (see :func:`spikemax_plugins.early_exit.run`).
+
     Shape:
         - inputs: ``(B, T, ...)`` (time at ``time_dim``), T equal to the rule's
         - target: ``(B)``, optional
@@ -336,7 +339,8 @@ def run_early_exit(
     with _one_step_squeeze(net) as squeezed:
         _reset(net)
         return early_exit.run(
-            lambda x: _one_step(net, x, squeezed), inputs, rule, target=target, time_dim=time_dim
+            lambda x: _one_step(net, x, squeezed), inputs, rule, target=target, time_dim=time_dim,
+            decide_every=decide_every,
         )
 
 

@@ -201,6 +201,7 @@ def run_early_exit(
     *,
     target: Tensor | None = None,
     time_dim: int = 0,
+    decide_every: int | None = None,
 ) -> early_exit.ExitReport:
     """Early-exit inference of an snnTorch network: simulate step by step, stop once every sample has exited.
 
@@ -214,6 +215,8 @@ def run_early_exit(
         report = spikemax_snntorch.run_early_exit(net, test_inputs, rule, target=test_labels)
         report.accuracy, report.exit_fraction, report.steps_simulated
 
+    ``decide_every``: how many steps the rule decides at once (see :func:`spikemax_plugins.early_exit.run`).
+
     Shape:
         - inputs: ``(T, B, ...)`` (time at ``time_dim``), T equal to the rule's
         - target: ``(B)``, optional
@@ -225,7 +228,7 @@ def run_early_exit(
     def step(step_input: Tensor) -> Tensor:
         return _output_spikes(net(step_input))
 
-    return early_exit.run(step, inputs, rule, target=target, time_dim=time_dim)
+    return early_exit.run(step, inputs, rule, target=target, time_dim=time_dim, decide_every=decide_every)
 
 
 def _reset_every_neuron(net: nn.Module) -> None:

@@ -173,6 +173,7 @@ def run_early_exit(
     *,
     target: Tensor | None = None,
     time_dim: int = 0,
+    decide_every: int | None = None,
 ) -> early_exit.ExitReport:
     """Early-exit inference of a SpikingJelly network: step it, stop once every sample of the batch has exited.
 
@@ -185,6 +186,8 @@ def run_early_exit(
         rule = early_exit.calibrate(validation_spikes, validation_labels, method="accuracy", alpha=0.01)
         report = spikemax_spikingjelly.run_early_exit(net, test_inputs, rule, target=test_labels)
 
+    ``decide_every``: how many steps the rule decides at once (see :func:`spikemax_plugins.early_exit.run`).
+
     Shape:
         - inputs: ``(T, N, ...)`` (time at ``time_dim``), T equal to the rule's
         - target: ``(N)``, optional
@@ -192,7 +195,7 @@ def run_early_exit(
     _check_net(net)
     with _single_step_mode(net):
         spikingjelly_functional.reset_net(net)
-        return early_exit.run(net, inputs, rule, target=target, time_dim=time_dim)
+        return early_exit.run(net, inputs, rule, target=target, time_dim=time_dim, decide_every=decide_every)
 
 
 class SpikingJellySlots:

@@ -135,19 +135,14 @@ class WholeInputs:
     def __init__(self, steps: Tensor) -> None:
         self.steps = steps  # [T, N, ...], a view of the caller's tensor: only read, and only what is simulated
         self.device = steps.device
-        self._flat = steps.view(steps.shape[0] * steps.shape[1], -1) if steps.is_contiguous() else None
+        self.stride = steps.shape[1]  # one step further = N rows further in the [T * N, ...] layout
+        self._flat = steps.reshape(steps.shape[0] * steps.shape[1], -1) if steps.is_contiguous() else None
 
-    def gather(self, row_step: Tensor, row_column: Tensor) -> Tensor:
-        """One step of every row, ``[S, ...]``."""
+    def gather(self, index: Tensor, rows: int) -> Tensor:
+        """One step of every row, ``[S, ...]``; ``index`` ``(S)``: step * N + sample number of each row."""
         if self._flat is None:
-            return self.steps[row_step, row_column]
-        return self._flat.index_select(0, row_step * self.steps.shape[1] + row_column).view(
-            row_step.shape[0], *self.steps.shape[2:]
-        )
-
-    def put(self, columns: Tensor, samples: Tensor, first_sample: int) -> Tensor:
-        """New samples ``[T, k, ...]`` for rows that read ``columns``; returns the columns they read now."""
-        return torch.arange(first_sample, first_sample + samples.shape[1], device=columns.device)
+            return self.steps[index // self.stride, index % self.stride]
+        return self._flat.index_select(0, index).view(rows, *self.steps.shape[2:])
 
 
 class BufferedInputs:
@@ -158,14 +153,14 @@ class BufferedInputs:
         num_steps, columns = first.shape[:2]
         # [T * S0, features], never the caller's tensor: gathering rows of a 2-D tensor takes torch's fast kernel.
         self.buffer = first.reshape(num_steps * columns, -1).clone()
-        self.sample_shape, self.columns, self.device = first.shape[2:], columns, first.device
+        self.sample_shape, self.stride, self.device = first.shape[2:], columns, first.device
 
-    def gather(self, row_step: Tensor, row_column: Tensor) -> Tensor:
-        return self.buffer.index_select(0, row_step * self.columns + row_column).view(
-            row_step.shape[0], *self.sample_shape
-        )
+    def gather(self, index: Tensor, rows: int) -> Tensor:
+        """One step of every row, ``[S, ...]``; ``index`` ``(S)``: step * S0 + column of each row."""
+        return self.buffer.index_select(0, index).view(rows, *self.sample_shape)
 
-    def put(self, columns: Tensor, samples: Tensor, first_sample: int) -> Tensor:
+    def put(self, columns: Tensor, samples: Tensor) -> Tensor:
+        """New samples ``[T, k, ...]`` into ``columns`` ``(k)``; returns those columns."""
         num_steps, count = samples.shape[:2]
-        self.buffer.view(num_steps, self.columns, -1)[:, columns] = samples.reshape(num_steps, count, -1)
+        self.buffer.view(num_steps, self.stride, -1)[:, columns] = samples.reshape(num_steps, count, -1)
         return columns

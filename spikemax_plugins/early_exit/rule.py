@@ -261,9 +261,11 @@ class ExitReport:
         prediction_set: bool ``(B, C)``, the admitted classes at the exit checkpoint (at ``T - 1`` if never
             exited).
         num_steps: T.
-        steps_simulated: how many times the network was called: for :func:`~spikemax_plugins.early_exit.run`
-            and :func:`~spikemax_plugins.early_exit.evaluate`, ``max(exit_step) + 1`` (the batch steps until its
-            last sample exits); for :func:`~spikemax_plugins.early_exit.stream`, the engine's calls.
+        steps_simulated: how many times the network was called: for
+            :func:`~spikemax_plugins.early_exit.evaluate`, ``max(exit_step) + 1`` (the batch steps until its last
+            sample exits); for :func:`~spikemax_plugins.early_exit.run`, the same with ``decide_every=1`` and up
+            to one decision block more by default; for :func:`~spikemax_plugins.early_exit.stream`, the engine's
+            calls.
         mean_exit_step: mean of ``exit_step``; ``exit_fraction``: mean of ``(exit_step + 1) / T``.
         accuracy, coverage: with a target, the share of correct predictions and of samples whose true class is
             in the prediction set; None without.
@@ -324,35 +326,38 @@ def make_report(
 def decide_rows(
     rule: ExitRule,
     counts: Tensor,
-    thresholds: Tensor,
+    thresholds: Tensor | float,
     at_checkpoint: Tensor | None,
     at_last_step: Tensor | None,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The rule's decision for rows that have not exited yet, each at its own step.
 
+    ``S`` stands for any leading shape: the rows of :func:`~spikemax_plugins.early_exit.stream`, ``(B)``, or
+    ``(K, B)`` for ``K`` steps of one batch decided at once (:meth:`ExitState.advance_steps`). The other
+    arguments broadcast against it.
+
     Args:
-        counts: ``(S, C)`` running counts of each row up to and including its current step (decision dtype).
-        thresholds: ``(S, 1)``, or a scalar tensor when every row has the same threshold: the threshold of each
-            row's step (any value where the step is no checkpoint).
-        at_checkpoint: bool ``(S)``, whether each row's step is a checkpoint; None when every row's is (the
-            caller knows it on the host: no operation spent on it).
-        at_last_step: bool ``(S)``, whether each row's step is ``T - 1``; None when no row's is.
+        counts: ``(*S, C)`` running counts of each row up to and including its current step (decision dtype).
+        thresholds: ``(*S, 1)`` (or broadcastable to it), or one number (a float, or a scalar tensor) when every
+            row has the same threshold: the threshold of each row's step (any value where the step is no
+            checkpoint).
+        at_checkpoint: bool, broadcastable to ``S``: whether each row's step is a checkpoint; None when every
+            row's is (the caller knows it on the host: no operation spent on it).
+        at_last_step: bool, broadcastable to ``S``: whether each row's step is ``T - 1``; None when no row's is.
 
     Returns:
-        ``exits`` bool ``(S)`` (the row is decided now), ``prediction`` int64 ``(S)`` and ``admitted`` bool
-        ``(S, C)`` (the row's prediction set, where it exits).
+        ``exits`` bool ``S`` (the row is decided now), ``prediction`` int64 ``S`` and ``admitted`` bool
+        ``(*S, C)`` (the row's prediction set, where it exits).
     """
     scores = _scores(counts, rule.score, rule.smoothing)
     admitted = scores >= thresholds
+    set_size = admitted.sum(-1)
     if rule.max_set_size == 1:
-        # Exactly one class admitted <=> the top score reaches the threshold and the second does not; that class
-        # is then the unique top one (the general branch below, in fewer operations: this runs at every step).
-        top_two = scores.topk(2, dim=-1)
-        threshold = thresholds.squeeze(-1)
-        exits = (top_two.values[..., 0] >= threshold) & (top_two.values[..., 1] < threshold)
-        prediction = top_two.indices[..., 0]
+        # One class admitted: every other score is below the threshold, so that class is the unique top score
+        # (the general branch below, in fewer operations: this runs at every step).
+        exits = set_size == 1
+        prediction = scores.argmax(-1)
     else:
-        set_size = admitted.sum(-1)
         exits = (set_size >= 1) & (set_size <= rule.max_set_size)
         prediction = argmax_or_no_decision(torch.where(admitted, scores, -torch.inf))
     if at_checkpoint is not None:
@@ -362,6 +367,17 @@ def decide_rows(
     # Never exited by T - 1: decided on the full counts, with the admitted set at T - 1 as its prediction set.
     prediction = torch.where(at_last_step & ~exits, argmax_or_no_decision(counts), prediction)
     return exits | at_last_step, prediction, admitted
+
+
+def step_counts(step_spikes: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
+    """What one step adds to the running counts: ``(S, N)`` spikes -> ``(S, C)``, exact in ``dtype``.
+
+    With ``N = C`` the spikes themselves (adding them to float64 counts promotes them exactly, no copy made);
+    with ``N = k * C`` the group sums, taken in ``dtype`` so that no float32 rounding enters them.
+    """
+    if step_spikes.shape[-1] == num_classes:
+        return step_spikes
+    return group_population(step_spikes.to(dtype), num_classes)
 
 
 def thresholds_by_step(rule: ExitRule, device: torch.device) -> tuple[Tensor, Tensor]:
@@ -401,7 +417,8 @@ class ExitState:
     ``done = state.update(step_spikes)`` with the output spikes of one step ``(B, N)``; ``state.exit_step``,
     ``state.prediction``, ``state.prediction_set`` and ``state.done`` (bool ``(B)``) are current after every
     update; after ``T`` updates every sample is done. With value checks on, each update checks its spikes (one
-    host synchronisation); :func:`spikemax_plugins.set_value_checks` turns that off.
+    host synchronisation); :func:`spikemax_plugins.set_value_checks` turns that off. :meth:`advance_steps`
+    takes several steps at once, deciding them in one vectorised pass (the runners use it).
     """
 
     def __init__(self, rule: ExitRule, batch_size: int, *, device: torch.device | str | None = None) -> None:
@@ -417,9 +434,8 @@ class ExitState:
         self.prediction = torch.full((batch_size,), NO_DECISION, dtype=torch.int64, device=self.device)
         self.prediction_set = torch.zeros(batch_size, rule.num_classes, dtype=torch.bool, device=self.device)
         self.done = torch.zeros(batch_size, dtype=torch.bool, device=self.device)
-        self._thresholds, _ = thresholds_by_step(rule, self.device)
+        self._thresholds, _ = thresholds_by_step(rule, self.device)  # [T], +inf off checkpoints
         self._checkpoints = set(rule.checkpoints)
-        self._every_row = torch.ones(batch_size, dtype=torch.bool, device=self.device)
 
     def update(self, step_spikes: Tensor) -> Tensor:
         """Add one step's output spikes ``(B, N)``; decide at checkpoints. Returns ``done``, bool ``(B)``."""
@@ -431,21 +447,64 @@ class ExitState:
         return self.advance(step_spikes)
 
     def advance(self, step_spikes: Tensor) -> Tensor:
-        """:meth:`update` for spikes its caller has checked already (a whole recording at once, or each step
-        with its own messages): the runners call this, so no step is checked twice."""
-        rule = self.rule
-        self.counts = self.counts + group_population(step_spikes.to(self.counts.dtype), rule.num_classes)
-        if self.step in self._checkpoints:
-            at_last_step = self._every_row if self.step == rule.num_steps - 1 else None
-            thresholds = self._thresholds[self.step]
-            exits, prediction, admitted = decide_rows(rule, self.counts, thresholds, None, at_last_step)
+        """:meth:`update` for spikes its caller has checked already: one step ``(B, N)``."""
+        return self.advance_steps(step_spikes.unsqueeze(0))
+
+    def advance_steps(self, steps: Tensor) -> Tensor:
+        """The next ``K`` steps at once, ``(K, B, N)``, checked by the caller: the decisions ``K`` calls of
+        :meth:`advance` make, with the rule applied to all ``K`` steps in one pass. Returns ``done``, bool ``(B)``.
+        """
+        rule, first, count = self.rule, self.step, steps.shape[0]
+        if first + count > rule.num_steps:
+            raise RuntimeError(f"{count} more steps would pass the rule's T = {rule.num_steps} (at step {first})")
+        # Running counts at each step, added one step at a time: the same float64 sums, in the same order, as
+        # every other runner (a cumulative sum may associate differently on an accelerator).
+        running = []
+        counts = self.counts
+        for step_spikes in steps:
+            counts = counts + step_counts(step_spikes, rule.num_classes, counts.dtype)
+            running.append(counts)
+        self.counts = counts
+        self.step = first + count
+        decided = [step for step in range(first, first + count) if step in self._checkpoints]
+        if not decided:
+            return self.done
+        last_step = rule.num_steps - 1
+        if count == 1:
+            exits, prediction, admitted = decide_rows(
+                rule, counts, self._thresholds[first], None, self._true if first == last_step else None
+            )
             exits = exits & ~self.done
-            self.exit_step = torch.where(exits, self.step, self.exit_step)
-            self.prediction = torch.where(exits, prediction, self.prediction)
-            self.prediction_set = torch.where(exits.unsqueeze(-1), admitted, self.prediction_set)
-            self.done = self.done | exits
-        self.step += 1
+            exit_step: Tensor | int = first
+        else:
+            # Every step of the block decided at once: counts (K, B, C); off checkpoints the threshold is +inf and
+            # at_checkpoint False, so no sample exits there.
+            thresholds = self._thresholds[first:first + count].view(count, 1, 1)
+            at_checkpoint = None if len(decided) == count else torch.tensor(
+                [step in self._checkpoints for step in range(first, first + count)], device=self.device
+            ).unsqueeze(-1)
+            at_last_step = None
+            if first + count - 1 == last_step:
+                at_last_step = (torch.arange(first, first + count, device=self.device) == last_step).unsqueeze(-1)
+            exits, prediction, admitted = decide_rows(rule, torch.stack(running), thresholds, at_checkpoint,
+                                                      at_last_step)
+            exits = exits & ~self.done  # (K, B)
+            # Each sample's first exit in the block: max over K returns the index of the first maximum (and in
+            # one pass whether there is any, cheaper than argmax and any).
+            exited, first_exit = exits.to(torch.uint8).max(0)  # (B), (B)
+            prediction = prediction.gather(0, first_exit.unsqueeze(0)).squeeze(0)
+            admitted = admitted.gather(0, first_exit.view(1, -1, 1).expand(1, -1, rule.num_classes)).squeeze(0)
+            exits = exited.bool()
+            exit_step = first_exit + first
+        self.exit_step = torch.where(exits, exit_step, self.exit_step)
+        self.prediction = torch.where(exits, prediction, self.prediction)
+        self.prediction_set = torch.where(exits.unsqueeze(-1), admitted, self.prediction_set)
+        self.done = self.done | exits
         return self.done
+
+    @property
+    def _true(self) -> Tensor:
+        return torch.ones((), dtype=torch.bool, device=self.device)
 
     def report(self, target: Tensor | None = None, *, steps_simulated: int | None = None) -> ExitReport:
         """The :class:`ExitReport` once every sample is done; with ``target`` ``(B)``, accuracy and coverage."""

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from .. import _validation as check
-from .._counts import decision_dtype, group_population, time_first
+from .._counts import decision_dtype, time_first
 from ._inputs import BufferedInputs, SampleQueue, WholeInputs
 from .rule import (
     ExitReport,
@@ -25,6 +25,7 @@ from .rule import (
     check_step_spikes,
     decide_rows,
     make_report,
+    step_counts,
     thresholds_by_step,
 )
 
@@ -69,9 +70,28 @@ def evaluate(rule: ExitRule, spikes: Tensor, target: Tensor | None = None, *, ti
     steps = _check_rule_spikes(rule, spikes, time_dim)
     with torch.no_grad():
         state = rule.start(steps.shape[1], device=steps.device)
-        for step in steps:
-            state.advance(step)  # the whole recording was checked above, in one synchronisation
+        # Many steps decided at once, in blocks that keep the decision's (K, B, C) tensors to a few MB.
+        block = max(1, _EVALUATE_BLOCK_ELEMENTS // (steps.shape[1] * rule.num_classes))
+        for start in range(0, rule.num_steps, block):
+            state.advance_steps(steps[start:start + block])  # checked above, in one synchronisation
         return state.report(target)
+
+
+_EVALUATE_BLOCK_ELEMENTS = 1 << 20
+# run's default blocks: at least this many steps (deciding costs a fraction of a network step, so deciding at
+# every step costs more than the few steps a block may run past the batch's last exit) ...
+_RUN_MIN_BLOCK = 4
+# ... and longer while many samples are undecided (a batch is done only when its last sample is).
+_RUN_UNDECIDED_PER_STEP = 8
+
+
+def _run_block_end(rule: ExitRule, step: int, undecided: int, decide_every: int | None) -> int:
+    """The last step of the next block :func:`run` decides at once, the block starting at ``step``: the first
+    checkpoint at least ``length - 1`` steps on (only at a checkpoint can the batch become done), ``length``
+    being ``decide_every``, or by default ``max(4, ceil(undecided / 8))``."""
+    length = decide_every or max(_RUN_MIN_BLOCK, -(-undecided // _RUN_UNDECIDED_PER_STEP))
+    earliest = min(step + length, rule.num_steps) - 1
+    return next(checkpoint for checkpoint in rule.checkpoints if checkpoint >= earliest)
 
 
 # ------------------------------------------------------------------------------------------ batch-synchronous
@@ -84,14 +104,21 @@ def run(
     *,
     target: Tensor | None = None,
     time_dim: int = 0,
+    decide_every: int | None = None,
 ) -> ExitReport:
     """Simulate a batch step by step and stop once every sample of the batch has exited.
 
     Calls ``step_fn(inputs[t])`` for ``t = 0, 1, ...`` (``inputs`` is a tensor with time at ``time_dim``, or a
     sequence of per-step inputs); ``step_fn`` returns the output spikes of that step, ``(B, N)``. Samples that
     exited earlier keep being simulated until the last one exits (the batch steps together), but their later
-    outputs are ignored. ``report.steps_simulated`` says how many steps ran. Runs under ``torch.no_grad()``;
-    checking whether every sample is done costs one host synchronisation per checkpoint. The adapters wrap this
+    outputs are ignored. ``report.steps_simulated`` says how many steps ran. Runs under ``torch.no_grad()``.
+
+    The rule decides blocks of steps, each block's steps at once (:meth:`ExitState.advance_steps`, one host
+    synchronisation per block), and a block ends at a checkpoint. ``decide_every`` sets the block's length:
+    ``1`` decides at every step, so the network stops right after the last exit (``steps_simulated ==
+    max(exit_step) + 1``); by default (None) a block is ``max(4, ceil(undecided / 8))`` steps, ``undecided`` the
+    samples not exited before it, so the network may run a few steps past the last exit, and spends far fewer
+    operations and synchronisations on deciding. The decisions are the same either way. The adapters wrap this
     for snnTorch (``spikemax_snntorch.run_early_exit``) and Norse (``spikemax_norse.run_early_exit``). On
     hardware that can re-batch, :func:`stream` turns the saved steps into throughput.
 
@@ -100,6 +127,8 @@ def run(
         - target: ``(B)`` class indices, optional
     """
     _check_rule(rule)
+    if decide_every is not None:
+        decide_every = check.check_int(decide_every, "decide_every", minimum=1)
     if not callable(step_fn):
         raise TypeError(f"step_fn must be callable (one step of the network), got {type(step_fn).__name__}")
     if isinstance(inputs, Tensor):
@@ -111,19 +140,27 @@ def run(
         raise TypeError(f"inputs must be a tensor or a sequence of per-step inputs, got {type(inputs).__name__}")
     if len(per_step) != rule.num_steps:
         raise ValueError(f"inputs must have the rule's T = {rule.num_steps} steps, got {len(per_step)}")
-    checkpoints = set(rule.checkpoints)
     state: ExitState | None = None
+    block: list[Tensor] = []  # the outputs of the steps not decided yet
+    block_end = undecided = 0
     with torch.no_grad():
         for step in range(rule.num_steps):
             output = _checked_step_output(step_fn(per_step[step]), step, rule, state)
-            if check.values_checkable(output):
-                _check_spike_values(output, "step_spikes")
             if state is None:
                 state = rule.start(output.shape[0], device=output.device)
-            done = state.advance(output)
-            # Decisions change only at checkpoints: only there can the last sample have exited.
-            if step in checkpoints and bool(done.all()):
+                block_end = _run_block_end(rule, 0, output.shape[0], decide_every)
+            block.append(output)
+            if step < block_end:
+                continue
+            outputs = torch.stack(block)  # [K, B, N]
+            block.clear()
+            if check.values_checkable(outputs):
+                _check_spike_values(outputs, f"step_fn's output at steps {step - outputs.shape[0] + 1} to {step}")
+            done = state.advance_steps(outputs)
+            undecided = state.batch_size - int(done.sum())
+            if not undecided:
                 break
+            block_end = _run_block_end(rule, step + 1, undecided, decide_every)
         assert state is not None
         return state.report(target, steps_simulated=state.step)
 
@@ -240,11 +277,12 @@ def stream(
             raise ValueError("inputs hold no sample: early exit needs at least one")
         if queue.has_pair_targets and target is not None:
             raise ValueError("target must be None when inputs yield (inputs, target) pairs: they carry it")
-        engine = _Engine(network, rule, queue.store(first), first.shape[1], check.values_checkable(first))
+        engine = _Engine(network, rule, queue.store(first), first.shape[1])
         while engine.live_rows:
             exited = engine.step()
             if exited.numel():
                 engine.refill(exited, queue)
+        engine.check_outputs()
         decisions = engine.decisions()
         if queue.has_pair_targets:
             target = torch.cat(queue.targets).to(decisions[0].device)
@@ -256,62 +294,75 @@ def stream(
 
 
 class _Engine:
-    """The rows in flight: each row's sample number, step, running counts and input column; the decisions made."""
+    """The rows in flight: each row's sample number, step, running counts and input position; the decisions made.
 
-    def __init__(
-        self, network: SlotNetwork, rule: ExitRule, inputs: WholeInputs | BufferedInputs, rows: int,
-        check_values: bool,
-    ) -> None:
+    Per call it spends one gather of the inputs, the network's step, one in-place count update, the decision
+    (:func:`decide_rows`) and one host synchronisation (which rows exited); the value check of the outputs is
+    one reduction per call, read back once at the end (:meth:`check_outputs`).
+    """
+
+    def __init__(self, network: SlotNetwork, rule: ExitRule, inputs: WholeInputs | BufferedInputs, rows: int) -> None:
         self.network, self.rule, self.inputs = network, rule, inputs
         device = inputs.device
-        self.row_column = torch.arange(rows, device=device)
         self.row_sample = torch.arange(rows, device=device)
+        # Where each row's input of its next step lies in the store (step * stride + column): advanced by the
+        # stride after every call, so the gather costs one addition, not a multiply-add of steps and columns.
+        self.row_index = torch.arange(rows, device=device)
+        # The store's column of each row: only a buffer needs it (it writes a new sample there); for one input
+        # tensor a row's column is its sample's number.
+        self.row_column = None if isinstance(inputs, WholeInputs) else torch.arange(rows, device=device)
         self.row_step = torch.zeros(rows, dtype=torch.int64, device=device)
         self.row_counts: Tensor | None = None  # [S, C], on the outputs' device once the first step ran
-        self.check_values = check_values
+        self.check_values: bool | None = None  # decided on the first output
         self.calls = self.sample_steps = 0
         # Host-side, per row: the call at which its sample took it. A row is at step T - 1 at call
         # start + T - 1, so the host knows when no row can be (most calls) and the fallback decision is skipped.
         self.row_start = [0] * rows
-        self._tables: tuple[Tensor, Tensor | None] | None = None
+        self._thresholds: Tensor | float = 0.0
+        self._is_checkpoint: Tensor | None = None
+        self._extremes: list[Any] = []  # per call, the output's (min, max), read back at the end
         self._exits: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # (samples, steps, predictions, sets)
 
     @property
     def live_rows(self) -> int:
         return self.row_step.shape[0]
 
+    def _first_output(self, output: Tensor) -> None:
+        """The decision tables, on the device of the first output (every later one must stay there)."""
+        device, rows = output.device, output.shape[0]
+        self.row_counts = torch.zeros(rows, self.rule.num_classes, dtype=decision_dtype(device), device=device)
+        thresholds, is_checkpoint = thresholds_by_step(self.rule, device)
+        if len(self.rule.checkpoints) < self.rule.num_steps:
+            self._thresholds, self._is_checkpoint = thresholds, is_checkpoint
+        elif bool((thresholds == thresholds[0]).all()):
+            self._thresholds = float(thresholds[0])  # one threshold at every step ("accuracy" rules): no lookup
+        else:
+            self._thresholds = thresholds
+        self.row_step, self.row_sample = self.row_step.to(device), self.row_sample.to(device)
+        self.check_values = check.values_checkable(output)
+
     def step(self) -> Tensor:
         """One network call for every live row; returns the rows whose samples exit now, int64 ``(k)``."""
         rows = self.live_rows
-        device = self.inputs.device
-        x = self.inputs.gather(self.row_step.to(device), self.row_column.to(device))
-        output = self.network.step(x)
+        output = self.network.step(self.inputs.gather(self.row_index, self.row_step.shape[0]))
         what = f"network.step's output at call {self.calls}"
-        # The first output sets the device of the decisions; every later one must stay there.
         device = self.row_counts.device if self.row_counts is not None else getattr(output, "device", None)
         check_step_spikes(output, rows, self.rule, device, what)
         if self.row_counts is None:
-            self.row_counts = torch.zeros(rows, self.rule.num_classes, dtype=decision_dtype(device), device=device)
-            thresholds, is_checkpoint = thresholds_by_step(self.rule, device)
-            if len(self.rule.checkpoints) == self.rule.num_steps:
-                is_checkpoint = None  # every step is one: no per-row lookup
-                if bool((thresholds == thresholds[0]).all()):
-                    thresholds = thresholds[:1]  # one threshold for every step ("accuracy" rules): no lookup
-            self._tables = thresholds, is_checkpoint
-            self.row_step, self.row_sample = self.row_step.to(device), self.row_sample.to(device)
-            self.row_column = self.row_column.to(device)
-        if self.check_values and check.values_checkable(output):
-            _check_spike_values(output, what)
+            self._first_output(output)
+        assert self.row_counts is not None
+        if self.check_values:
+            self._extremes.append(torch.aminmax(output.detach()))
         self.calls += 1
         self.sample_steps += rows
-        self.row_counts = self.row_counts + group_population(output.to(self.row_counts.dtype), self.rule.num_classes)
-        thresholds, is_checkpoint = self._tables
+        self.row_counts.add_(step_counts(output, self.rule.num_classes, self.row_counts.dtype))
         last_step = self.rule.num_steps - 1
+        thresholds = self._thresholds
         exits, prediction, admitted = decide_rows(
             self.rule,
             self.row_counts,
-            thresholds if thresholds.shape[0] == 1 else thresholds[self.row_step].unsqueeze(-1),
-            None if is_checkpoint is None else is_checkpoint[self.row_step],
+            thresholds if isinstance(thresholds, float) else thresholds[self.row_step].unsqueeze(-1),
+            None if self._is_checkpoint is None else self._is_checkpoint[self.row_step],
             self.row_step == last_step if self.calls - 1 - min(self.row_start) >= last_step else None,
         )
         exited = exits.nonzero().squeeze(-1)
@@ -319,7 +370,8 @@ class _Engine:
             self._exits.append(
                 (self.row_sample[exited], self.row_step[exited], prediction[exited], admitted[exited])
             )
-        self.row_step = self.row_step + 1
+        self.row_step.add_(1)
+        self.row_index.add_(self.inputs.stride)
         return exited
 
     def refill(self, exited: Tensor, queue: SampleQueue) -> None:
@@ -327,26 +379,47 @@ class _Engine:
         new_inputs = queue.take(exited.numel())
         taken = 0 if new_inputs is None else new_inputs.shape[1]
         if taken:
-            assert new_inputs is not None
+            assert new_inputs is not None and self.row_counts is not None
             rows = exited[:taken]
             for row in rows.tolist():
                 self.row_start[row] = self.calls
             self.network.reset_rows(rows)
-            columns = self.inputs.put(self.row_column[rows].to(self.inputs.device), new_inputs, queue.pulled - taken)
-            self.row_column.index_copy_(0, rows, columns.to(rows.device))
-            self.row_sample.index_copy_(0, rows, torch.arange(queue.pulled - taken, queue.pulled, device=rows.device))
+            numbers = torch.arange(queue.pulled - taken, queue.pulled, device=self.inputs.device)
+            store_rows = rows.to(self.inputs.device)
+            if self.row_column is None:  # one input tensor: a sample's column is its number
+                columns = numbers
+            else:
+                columns = self.inputs.put(self.row_column[store_rows], new_inputs)
+            self.row_index.index_copy_(0, store_rows, columns)  # step 0 of the new samples
+            self.row_sample.index_copy_(0, rows, numbers.to(rows.device))
             self.row_step.index_fill_(0, rows, 0)
             self.row_counts.index_fill_(0, rows, 0)
         if taken < exited.numel():
+            assert self.row_counts is not None
             keep = torch.ones(self.live_rows, dtype=torch.bool, device=exited.device)
             keep[exited[taken:]] = False
             kept = keep.nonzero().squeeze(-1)
             self.row_start = [self.row_start[row] for row in kept.tolist()]
             self.network.keep_rows(kept)
-            self.row_sample, self.row_step, self.row_column = (
-                self.row_sample[kept], self.row_step[kept], self.row_column[kept]
-            )
+            store_kept = kept.to(self.inputs.device)
+            self.row_sample, self.row_step = self.row_sample[kept], self.row_step[kept]
+            self.row_index = self.row_index[store_kept]
+            if self.row_column is not None:
+                self.row_column = self.row_column[store_kept]
             self.row_counts = self.row_counts[kept]
+
+    def check_outputs(self) -> None:
+        """The value check of every output (finite, ``>= 0``), read back in one synchronisation; names the first
+        bad call. Bad values cannot stop the engine early (every row exits by ``T - 1``), so the check waits."""
+        if not self._extremes:
+            return
+        low = torch.stack([extreme.min.to(torch.float64) for extreme in self._extremes])  # [calls]
+        high = torch.stack([extreme.max.to(torch.float64) for extreme in self._extremes])
+        bad = ~((low >= 0) & (high < torch.inf))  # NaN fails both comparisons
+        if bool(bad.any()):
+            call = int(bad.nonzero()[0, 0])
+            low, high = low[call].item(), high[call].item()
+            check.require_finite_non_negative(f"network.step's output at call {call}", low, high, kind="spikes")
 
     def decisions(self) -> tuple[Tensor, Tensor, Tensor]:
         """``(exit_step, prediction, prediction_set)`` of every sample, in input order."""

@@ -12,6 +12,7 @@ from spikemax_plugins import early_exit, functional, metrics
 
 from .. import adapter_support as helpers
 from ..adapter_support import NUM_CLASSES, NUM_INPUTS, assert_same, loss_cases
+from ..spikemax_plugins.early_exit.support import run_steps_simulated
 
 # The tox core env runs tests/spikemax_plugins only; a run without SpikingJelly skips this file.
 sj_functional = pytest.importorskip("spikingjelly.activation_based.functional", reason="needs SpikingJelly")
@@ -204,8 +205,14 @@ def test_run_early_exit_equals_evaluate_and_restores_step_modes(step_mode):
     assert step_modes(net) == before == [step_mode, step_mode]
     offline = early_exit.evaluate(rule, recording(net, task.test_inputs), task.test_targets)
     assert_report_equals(report, offline)
-    assert report.steps_simulated == int(offline.exit_step.max()) + 1
+    assert report.steps_simulated == run_steps_simulated(
+        rule.checkpoints, rule.num_steps, offline.exit_step.tolist(), None
+    )
     assert report.accuracy > 0.9 and report.exit_fraction < 0.6
+    exact = spikemax_spikingjelly.run_early_exit(net, task.test_inputs, rule, target=task.test_targets,
+                                                 decide_every=1)
+    assert_report_equals(exact, offline)
+    assert exact.steps_simulated == int(offline.exit_step.max()) + 1
 
 
 def test_early_exit_without_training_stops_early():

@@ -53,7 +53,8 @@ def main(seed: int = 0) -> dict:
 
     # Online: the network is stepped only until every sample of the batch has exited.
     rule = early_exit.calibrate(calibration_spikes, calibration_targets, method="accuracy", alpha=0.01)
-    online = spikemax_snntorch.run_early_exit(net, test_inputs[:, :1], rule, target=test_targets[:1])
+    # One sample, latency first: decide at every step, so the network stops right after the exit.
+    online = spikemax_snntorch.run_early_exit(net, test_inputs[:, :1], rule, target=test_targets[:1], decide_every=1)
     print(f"one sample online: decided after {online.steps_simulated} of {NUM_STEPS} steps")
     return {
         "full_accuracy": full_accuracy,

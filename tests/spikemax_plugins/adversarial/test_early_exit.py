@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 import spikemax_plugins as smx
 from spikemax_plugins import early_exit, reference
 
+from ..early_exit.support import run_steps_simulated
 from .oracles import (
     Problem,
     check_choice_option,
@@ -150,13 +151,13 @@ def test_evaluate_adversarial(call):
     assert report.steps_simulated == int(expected.exit_step.max()) + 1
 
 
-@given(call=evaluate_calls(), as_list=st.booleans(),
+@given(call=evaluate_calls(), as_list=st.booleans(), decide_every=st.sampled_from([None, None, 1, 2, 3]),
        breakage=st.sampled_from([None] * 6 + ["not callable", "returns list", "returns 3-D", "returns int",
                                              "inputs int", "inputs short", "returns NaN", "other batch"]))
-def test_run_adversarial(call, as_list, breakage):
+def test_run_adversarial(call, as_list, decide_every, breakage):
     """early_exit.run on a recording replayed step by step: the report equals the rule semantics, steps_simulated
-    is the last exit step + 1 and the network is called exactly that often; broken step functions and inputs
-    raise clear errors."""
+    is where the block policy stops (the last exit step + 1 with ``decide_every=1``) and the network is called
+    exactly that often; broken step functions and inputs raise clear errors."""
     rule, spikes, target, time_dim, checks_on = call
     faults, problem, _ = evaluate_oracle(rule, spikes, target, time_dim)
     if faults.structural or faults.value or problem.meta:
@@ -204,12 +205,15 @@ def test_run_adversarial(call, as_list, breakage):
         run_faults.add("step_fn", "another batch size")
     with smx.value_checks(checks_on):
         outcome, report = classify("core/early_exit.run", lambda: early_exit.run(
-            function, inputs, rule, target=target, time_dim=time_dim if not as_list else 0), run_faults,
-            values_checked=checks_on)
+            function, inputs, rule, target=target, time_dim=time_dim if not as_list else 0,
+            decide_every=decide_every), run_faults, values_checked=checks_on)
     if outcome != VALID:
         return
     expected = check_report(report, rule, problem.tbn, target)
-    assert report.steps_simulated == int(expected.exit_step.max()) + 1 == len(calls)
+    simulated = run_steps_simulated(rule.checkpoints, rule.num_steps, expected.exit_step, decide_every)
+    if decide_every == 1:
+        assert simulated == int(expected.exit_step.max()) + 1
+    assert report.steps_simulated == simulated == len(calls)
 
 
 @pytest.mark.parametrize("output", ["int64", "bool", "other batch", "other N"])

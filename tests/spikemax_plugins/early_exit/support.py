@@ -1,5 +1,5 @@
 """Helpers shared by the early-exit tests: the rule's fields as the NumPy twin takes them, hand-made rules,
-report comparisons, and a vectorised full-window correct count."""
+report comparisons, run's block policy written out, and a vectorised full-window correct count."""
 
 import numpy as np
 import pytest
@@ -85,3 +85,20 @@ def full_window_correct(spikes: np.ndarray, target: np.ndarray) -> int:
     best = counts.max(axis=-1, keepdims=True)
     unique = (counts == best).sum(axis=-1) == 1
     return int(np.sum(unique & (counts.argmax(axis=-1) == target)))
+
+
+def run_steps_simulated(checkpoints, num_steps: int, exit_steps, decide_every) -> int:
+    """How many steps ``early_exit.run`` simulates, from its documented block policy and the samples' exit steps:
+    a block starting at ``start`` is ``decide_every`` steps long (by default ``max(4, ceil(undecided / 8))``),
+    extended to the next checkpoint; the run stops after the first block by whose end every sample has exited."""
+    exit_steps = [int(step) for step in exit_steps]
+    start = 0
+    while True:
+        undecided = sum(1 for step in exit_steps if step >= start)
+        length = decide_every if decide_every is not None else max(4, (undecided + 7) // 8)
+        end = min(start + length, num_steps) - 1
+        while end not in checkpoints:
+            end += 1
+        if all(step <= end for step in exit_steps):
+            return end + 1
+        start = end + 1

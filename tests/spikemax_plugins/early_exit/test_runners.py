@@ -13,7 +13,14 @@ from spikemax_plugins import early_exit as ee
 from spikemax_plugins import reference
 
 from ..strategies import exit_problems
-from .support import assert_decisions_match, assert_report_matches, hand_made_rules, hand_rule, twin_fields
+from .support import (
+    assert_decisions_match,
+    assert_report_matches,
+    hand_made_rules,
+    hand_rule,
+    run_steps_simulated,
+    twin_fields,
+)
 
 # --------------------------------------------------------------------------------------------------- evaluate
 
@@ -156,12 +163,17 @@ def test_run_stops_once_every_sample_exited(data):
         problem.spikes, **twin_fields(rule), target=problem.target if with_target else None
     )
     spikes = problem.torch_spikes()
+    num_steps = problem.spikes.shape[0]
     form = data.draw(st.sampled_from(["tensor", "tensor-time-dim-1", "sequence"]))
+    decide_every = data.draw(st.one_of(st.none(), st.integers(1, num_steps + 2)))
+    simulated = run_steps_simulated(rule.checkpoints, num_steps, expected["exit_step"], decide_every)
+    if decide_every == 1:
+        assert simulated == expected["steps_simulated"]  # stops right after the last exit
     calls = []
 
     def step_fn(step_input):
         calls.append(step_input)
-        assert len(calls) <= expected["steps_simulated"], "step_fn called after every sample had exited"
+        assert len(calls) <= simulated, "step_fn called after the block in which every sample had exited"
         return step_input if form != "sequence" else spikes[step_input]
 
     if form == "tensor":
@@ -170,14 +182,15 @@ def test_run_stops_once_every_sample_exited(data):
         inputs, time_dim = spikes.transpose(0, 1), 1
     else:
         inputs, time_dim = list(range(problem.spikes.shape[0])), 0
-    report = ee.run(step_fn, inputs, rule, target=problem.torch_target() if with_target else None, time_dim=time_dim)
-    assert len(calls) == expected["steps_simulated"]
+    report = ee.run(step_fn, inputs, rule, target=problem.torch_target() if with_target else None, time_dim=time_dim,
+                    decide_every=decide_every)
+    assert len(calls) == simulated
     for step, step_input in enumerate(calls):  # in order, one step each
         if form == "sequence":
             assert step_input == step
         else:
             assert torch.equal(step_input, spikes[step])
-    assert_report_matches(report, expected, problem.spikes.shape[0])
+    assert_report_matches(report, {**expected, "steps_simulated": simulated}, num_steps)
 
 
 def test_run_hand_computed():
@@ -203,7 +216,54 @@ def test_run_hand_computed():
         simulated.append(step)
         return spikes[step]
 
-    report = ee.run(step_fn, range(5), rule, target=torch.tensor([0, 0]))
+    report = ee.run(step_fn, range(5), rule, target=torch.tensor([0, 0]), decide_every=1)
     assert simulated == [0, 1, 2] and report.steps_simulated == 3
     assert report.exit_step.tolist() == [0, 2] and report.prediction.tolist() == [0, 1]
     assert report.accuracy == 0.5 and report.coverage == 0.5 and report.mean_exit_step == 1.0
+
+
+@pytest.mark.parametrize(
+    ("checkpoints", "decide_every", "expected_steps"),
+    [
+        # 40 undecided: a first block of ceil(40 / 8) = 5 steps (0-4); 10 left: max(4, ceil(10 / 8)) = 4 (5-8).
+        (list(range(12)), None, 9),
+        # The first block runs on to the checkpoint 6, by which every sample has exited.
+        ([0, 6, 11], None, 7),
+        ([0, 6, 11], 1, 7),
+        (list(range(12)), 1, 7),
+        (list(range(12)), 3, 9),  # blocks 0-2, 3-5, 6-8
+        (list(range(12)), 20, 12),  # one block: the whole window
+    ],
+)
+def test_run_block_policy_hand_computed(checkpoints, decide_every, expected_steps):
+    # 30 samples lead at step 0, 10 at step 6 (margin threshold 1): every sample exits by step 6.
+    spikes = torch.zeros(12, 40, 2)
+    spikes[0, :30, 0] = 1.0
+    spikes[6, 30:, 1] = 1.0
+    rule = ee.ExitRule(
+        checkpoints=checkpoints,
+        thresholds=[1.0] * len(checkpoints),
+        max_set_size=1,
+        score="margin",
+        smoothing=1.0,
+        num_classes=2,
+        num_steps=12,
+    )
+    simulated = []
+
+    def step_fn(step):
+        simulated.append(step)
+        return spikes[step]
+
+    report = ee.run(step_fn, range(12), rule, decide_every=decide_every)
+    assert simulated == list(range(expected_steps)) and report.steps_simulated == expected_steps
+    assert report.exit_step.tolist() == [0] * 30 + [6] * 10
+    assert report.prediction.tolist() == [0] * 30 + [1] * 10
+
+
+@pytest.mark.parametrize("decide_every", [0, -1, 1.5, True, "4"])
+def test_run_rejects_bad_decide_every(decide_every):
+    rule = ee.ExitRule(checkpoints=[0], thresholds=[1.0], max_set_size=1, score="margin", smoothing=1.0,
+                       num_classes=2, num_steps=1)
+    with pytest.raises((TypeError, ValueError), match="decide_every"):
+        ee.run(lambda x: x, torch.zeros(1, 1, 2), rule, decide_every=decide_every)

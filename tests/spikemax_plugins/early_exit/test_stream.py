@@ -9,6 +9,7 @@ import torch
 from hypothesis import event, given
 from hypothesis import strategies as st
 
+import spikemax_plugins as smx
 from spikemax_plugins import early_exit as ee
 from spikemax_plugins import reference
 
@@ -160,3 +161,23 @@ def test_stream_leaves_the_inputs_untouched():
     ee.stream(_Replay(recording), inputs, rule, slots=3)
     assert all(torch.equal(batch, copy) for batch, copy in zip(batches, copies, strict=True))
     assert torch.equal(inputs, _inputs(6, 9))
+
+
+@pytest.mark.parametrize(("bad", "shown"), [(float("nan"), r"\[nan, nan\]"), (-1.0, r"\[-1, 1\]"),
+                                            (float("inf"), r"\[[01], inf\]")])
+@pytest.mark.parametrize("slots", [1, 4])
+def test_stream_names_the_call_with_bad_outputs(bad, shown, slots):
+    # Every sample runs the whole window (the threshold is never reached): with 4 slots call k is step k of all
+    # four samples; with 1 slot, sample 2's step 1 is call 2 * 3 + 1 = 7.
+    recording = torch.zeros(3, 4, 2)
+    recording[:, :, 0] = 1.0
+    recording[1, 2, 1] = bad
+    rule = ee.ExitRule(checkpoints=[2], thresholds=[2.0], max_set_size=1, score="probability", smoothing=1.0,
+                       num_classes=2, num_steps=3)
+    call = 1 if slots == 4 else 7
+    message = rf"network.step's output at call {call} must be finite and >= 0 \(spikes\), got values in {shown}"
+    with pytest.raises(ValueError, match=message):
+        ee.stream(_Replay(recording), _inputs(3, 4), rule, slots=slots)
+    with smx.value_checks(False):  # the switch turns the check off: every sample still gets its T - 1 decision
+        report = ee.stream(_Replay(recording), _inputs(3, 4), rule, slots=slots)
+    assert report.exit_step.tolist() == [2, 2, 2, 2] and report.prediction[[0, 1, 3]].tolist() == [0, 0, 0]
