@@ -193,21 +193,19 @@ def test_run_stops_once_every_sample_exited(data):
     assert_report_matches(report, {**expected, "steps_simulated": simulated}, num_steps)
 
 
+def _margin_rule(checkpoints: list[int], num_steps: int) -> ee.ExitRule:
+    """Two classes; exit once the leading class leads by 1 (smoothing 1) at a checkpoint."""
+    return ee.ExitRule(checkpoints=checkpoints, thresholds=[1.0] * len(checkpoints), max_set_size=1, score="margin",
+                       smoothing=1.0, num_classes=2, num_steps=num_steps)
+
+
 def test_run_hand_computed():
     # Margin threshold 1 at checkpoints (0, 2, 4): sample 0 leads at step 0, sample 1 at step 2; steps 3 and 4
     # are never simulated.
     spikes = torch.zeros(5, 2, 2)
     spikes[0, 0, 0] = 1.0
     spikes[1, 1, 1] = 1.0
-    rule = ee.ExitRule(
-        checkpoints=[0, 2, 4],
-        thresholds=[1.0, 1.0, 1.0],
-        max_set_size=1,
-        score="margin",
-        smoothing=1.0,
-        num_classes=2,
-        num_steps=5,
-    )
+    rule = _margin_rule([0, 2, 4], num_steps=5)
     simulated = []
 
     def step_fn(step):
@@ -240,15 +238,7 @@ def test_run_block_policy_hand_computed(checkpoints, decide_every, expected_step
     spikes = torch.zeros(12, 40, 2)
     spikes[0, :30, 0] = 1.0
     spikes[6, 30:, 1] = 1.0
-    rule = ee.ExitRule(
-        checkpoints=checkpoints,
-        thresholds=[1.0] * len(checkpoints),
-        max_set_size=1,
-        score="margin",
-        smoothing=1.0,
-        num_classes=2,
-        num_steps=12,
-    )
+    rule = _margin_rule(checkpoints, num_steps=12)
     simulated = []
 
     def step_fn(step):
@@ -263,7 +253,6 @@ def test_run_block_policy_hand_computed(checkpoints, decide_every, expected_step
 
 @pytest.mark.parametrize("decide_every", [0, -1, 1.5, True, "4"])
 def test_run_rejects_bad_decide_every(decide_every):
-    rule = ee.ExitRule(checkpoints=[0], thresholds=[1.0], max_set_size=1, score="margin", smoothing=1.0,
-                       num_classes=2, num_steps=1)
+    rule = _margin_rule([0], num_steps=1)
     with pytest.raises((TypeError, ValueError), match="decide_every"):
         ee.run(lambda x: x, torch.zeros(1, 1, 2), rule, decide_every=decide_every)
