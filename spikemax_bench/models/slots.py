@@ -31,9 +31,10 @@ class NetworkSlots:
             for neuron in self._neurons:
                 neuron.mem[rows] = 0.0  # snntorch.utils.reset makes zeros
         else:
-            for index, (state, cell) in enumerate(zip(self.network._states, self.network.neurons, strict=True)):
+            for state, cell in zip(self.network._states, self.network.neurons, strict=True):
                 initial = cell.state_fallback(state.v)  # Norse's own initial state (v = v_leak)
-                self.network._states[index] = state._replace(v=state.v.index_put((rows,), initial.v.detach()))
+                # In place: the engine steps under no_grad, and each step makes a new state tensor anyway.
+                state.v.index_put_((rows,), initial.v.detach())
 
     def keep_rows(self, rows: Tensor) -> None:
         """Only ``rows`` stay, in this order."""

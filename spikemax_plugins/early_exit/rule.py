@@ -332,9 +332,8 @@ def decide_rows(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The rule's decision for rows that have not exited yet, each at its own step.
 
-    ``S`` stands for any leading shape: the rows of :func:`~spikemax_plugins.early_exit.stream`, ``(B)``, or
-    ``(K, B)`` for ``K`` steps of one batch decided at once (:meth:`ExitState.advance_steps`). The other
-    arguments broadcast against it.
+    ``S`` stands for any leading shape: the rows of :func:`~spikemax_plugins.early_exit.stream` or of a batch,
+    ``(B)``. The other arguments broadcast against it.
 
     Args:
         counts: ``(*S, C)`` running counts of each row up to and including its current step (decision dtype).
@@ -364,9 +363,15 @@ def decide_rows(
         exits = exits & at_checkpoint
     if at_last_step is None:
         return exits, prediction, admitted
-    # Never exited by T - 1: decided on the full counts, with the admitted set at T - 1 as its prediction set.
-    prediction = torch.where(at_last_step & ~exits, argmax_or_no_decision(counts), prediction)
-    return exits | at_last_step, prediction, admitted
+    at_last_step = at_last_step & ~exits
+    return exits | at_last_step, _decided_at_last_step(counts, prediction, at_last_step), admitted
+
+
+def _decided_at_last_step(counts: Tensor, prediction: Tensor, undecided: Tensor) -> Tensor:
+    """The prediction of rows that reach ``T - 1`` without exiting (``undecided``, bool ``S``): the unique top
+    class of their full counts ``(*S, C)``, or no decision; their prediction set is the admitted set at ``T - 1``.
+    Elsewhere ``prediction`` ``S`` stays."""
+    return torch.where(undecided, argmax_or_no_decision(counts), prediction)
 
 
 def step_counts(step_spikes: Tensor, num_classes: int, dtype: torch.dtype) -> Tensor:
@@ -459,42 +464,46 @@ class ExitState:
             raise RuntimeError(f"{count} more steps would pass the rule's T = {rule.num_steps} (at step {first})")
         # Running counts at each step, added one step at a time: the same float64 sums, in the same order, as
         # every other runner (a cumulative sum may associate differently on an accelerator).
-        running = []
+        per_step = []
         counts = self.counts
-        for step_spikes in steps:
+        for step_spikes in steps.detach().unbind(0):  # decisions take no gradient
             counts = counts + step_counts(step_spikes, rule.num_classes, counts.dtype)
-            running.append(counts)
+            per_step.append(counts)
         self.counts = counts
         self.step = first + count
         decided = [step for step in range(first, first + count) if step in self._checkpoints]
         if not decided:
             return self.done
         last_step = rule.num_steps - 1
+        reaches_last_step = first + count - 1 == last_step
         if count == 1:
             exits, prediction, admitted = decide_rows(
-                rule, counts, self._thresholds[first], None, self._true if first == last_step else None
+                rule, counts, self._thresholds[first], None, self._true if reaches_last_step else None
             )
             exits = exits & ~self.done
             exit_step: Tensor | int = first
         else:
             # Every step of the block decided at once: counts (K, B, C); off checkpoints the threshold is +inf and
             # at_checkpoint False, so no sample exits there.
-            thresholds = self._thresholds[first:first + count].view(count, 1, 1)
             at_checkpoint = None if len(decided) == count else torch.tensor(
                 [step in self._checkpoints for step in range(first, first + count)], device=self.device
             ).unsqueeze(-1)
-            at_last_step = None
-            if first + count - 1 == last_step:
-                at_last_step = (torch.arange(first, first + count, device=self.device) == last_step).unsqueeze(-1)
-            exits, prediction, admitted = decide_rows(rule, torch.stack(running), thresholds, at_checkpoint,
-                                                      at_last_step)
+            thresholds = self._thresholds[first:first + count].view(count, 1, 1)
+            exits, prediction, admitted = decide_rows(rule, torch.stack(per_step), thresholds, at_checkpoint, None)
             exits = exits & ~self.done  # (K, B)
-            # Each sample's first exit in the block: max over K returns the index of the first maximum (and in
-            # one pass whether there is any, cheaper than argmax and any).
+            # Each sample's first exit: max over K returns the index of the first maximum (and in one pass
+            # whether there is any, cheaper than argmax and any).
             exited, first_exit = exits.to(torch.uint8).max(0)  # (B), (B)
+            exits = exited.bool()
+            undecided = None
+            if reaches_last_step:  # the samples still undecided are decided at T - 1, the block's last step
+                undecided = ~exits & ~self.done
+                first_exit = torch.where(undecided, count - 1, first_exit)
+                exits = exits | undecided
             prediction = prediction.gather(0, first_exit.unsqueeze(0)).squeeze(0)
             admitted = admitted.gather(0, first_exit.view(1, -1, 1).expand(1, -1, rule.num_classes)).squeeze(0)
-            exits = exited.bool()
+            if undecided is not None:  # on the (B, C) counts at T - 1, not on the whole block
+                prediction = _decided_at_last_step(counts, prediction, undecided)
             exit_step = first_exit + first
         self.exit_step = torch.where(exits, exit_step, self.exit_step)
         self.prediction = torch.where(exits, prediction, self.prediction)
