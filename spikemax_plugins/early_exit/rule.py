@@ -471,23 +471,19 @@ class ExitState:
             per_step.append(counts)
         self.counts = counts
         self.step = first + count
-        decided = [step for step in range(first, first + count) if step in self._checkpoints]
-        if not decided:
+        at_checkpoints = [step in self._checkpoints for step in range(first, first + count)]
+        if not any(at_checkpoints):
             return self.done
-        last_step = rule.num_steps - 1
-        reaches_last_step = first + count - 1 == last_step
+        reaches_last_step = first + count == rule.num_steps
         if count == 1:
-            exits, prediction, admitted = decide_rows(
-                rule, counts, self._thresholds[first], None, self._true if reaches_last_step else None
-            )
+            exits, prediction, admitted = decide_rows(rule, counts, self._thresholds[first], None, None)
             exits = exits & ~self.done
+            undecided = ~exits & ~self.done if reaches_last_step else None
             exit_step: Tensor | int = first
         else:
             # Every step of the block decided at once: counts (K, B, C); off checkpoints the threshold is +inf and
             # at_checkpoint False, so no sample exits there.
-            at_checkpoint = None if len(decided) == count else torch.tensor(
-                [step in self._checkpoints for step in range(first, first + count)], device=self.device
-            ).unsqueeze(-1)
+            at_checkpoint = None if all(at_checkpoints) else torch.tensor(at_checkpoints, device=self.device)[:, None]
             thresholds = self._thresholds[first:first + count].view(count, 1, 1)
             exits, prediction, admitted = decide_rows(rule, torch.stack(per_step), thresholds, at_checkpoint, None)
             exits = exits & ~self.done  # (K, B)
@@ -495,25 +491,22 @@ class ExitState:
             # whether there is any, cheaper than argmax and any).
             exited, first_exit = exits.to(torch.uint8).max(0)  # (B), (B)
             exits = exited.bool()
-            undecided = None
-            if reaches_last_step:  # the samples still undecided are decided at T - 1, the block's last step
-                undecided = ~exits & ~self.done
+            undecided = ~exits & ~self.done if reaches_last_step else None
+            if undecided is not None:  # decided at T - 1, the block's last step
                 first_exit = torch.where(undecided, count - 1, first_exit)
-                exits = exits | undecided
             prediction = prediction.gather(0, first_exit.unsqueeze(0)).squeeze(0)
             admitted = admitted.gather(0, first_exit.view(1, -1, 1).expand(1, -1, rule.num_classes)).squeeze(0)
-            if undecided is not None:  # on the (B, C) counts at T - 1, not on the whole block
-                prediction = _decided_at_last_step(counts, prediction, undecided)
             exit_step = first_exit + first
+        if undecided is not None:
+            # Not exited by T - 1: decided on the (B, C) counts at T - 1 (the rule's fallback), with the admitted
+            # set at T - 1 as the prediction set.
+            exits = exits | undecided
+            prediction = _decided_at_last_step(counts, prediction, undecided)
         self.exit_step = torch.where(exits, exit_step, self.exit_step)
         self.prediction = torch.where(exits, prediction, self.prediction)
         self.prediction_set = torch.where(exits.unsqueeze(-1), admitted, self.prediction_set)
         self.done = self.done | exits
         return self.done
-
-    @property
-    def _true(self) -> Tensor:
-        return torch.ones((), dtype=torch.bool, device=self.device)
 
     def report(self, target: Tensor | None = None, *, steps_simulated: int | None = None) -> ExitReport:
         """The :class:`ExitReport` once every sample is done; with ``target`` ``(B)``, accuracy and coverage."""

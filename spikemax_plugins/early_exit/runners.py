@@ -344,7 +344,7 @@ class _Engine:
     def step(self) -> Tensor:
         """One network call for every live row; returns the rows whose samples exit now, int64 ``(k)``."""
         rows = self.live_rows
-        output = self.network.step(self.inputs.gather(self.row_index, self.row_step.shape[0]))
+        output = self.network.step(self.inputs.gather(self.row_index, rows))
         what = f"network.step's output at call {self.calls}"
         device = self.row_counts.device if self.row_counts is not None else getattr(output, "device", None)
         check_step_spikes(output, rows, self.rule, device, what)
