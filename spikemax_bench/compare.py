@@ -1,4 +1,5 @@
-"""``python -m spikemax_bench.compare NEW.json COMMITTED.json``: are the committed numbers still current?
+"""``python -m spikemax_bench.compare NEW.json COMMITTED.json [SAME_RUN_ON_OTHER_CPU.json ...]``: are the committed
+numbers still current?
 
 CI re-runs the default ``spikemax-bench`` (deterministic on CPU: same seeds, same data order, one thread) and
 compares its ``results.json`` with the committed ``docs/results/default/results.json``. Every value must be
@@ -13,6 +14,11 @@ Everything else is compared: the configuration, the data set's description and s
 every candidate's validation accuracy, every seed's test measures and curves, its early-exit rules (thresholds
 included) and their measures, the summaries and the verdicts.
 Numbers are compared exactly unless ``--rtol`` is given (for a machine whose floating point differs).
+
+Float rounding differs between CPU models (an AMD EPYC and an Intel Xeon train the same seeds into different
+networks), so several committed runs of the same experiment may be given, one per CPU: the new run is compared
+with the one made on its own CPU (``provenance.cpu``), or with the first when none was. Every committed run must
+describe the same experiment (``config``), so a run recorded on another CPU cannot hide a changed setting.
 
 Exit codes: 0 equal; 1 a measured value differs (each difference printed as framework / loss / seed / measure,
 committed vs new); 2 a file is missing, is not JSON, or is not a spikemax-bench results file.
@@ -140,6 +146,11 @@ def _load(path: str) -> dict[str, Any]:
     return document
 
 
+def _cpu(document: dict[str, Any]) -> Any:
+    provenance = document.get("provenance")
+    return provenance.get("cpu") if isinstance(provenance, dict) else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Compare two results files; returns the exit code."""
     parser = argparse.ArgumentParser(
@@ -148,7 +159,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "the committed one (provenance and wall-clock timings are ignored).",
     )
     parser.add_argument("new", help="results.json of the fresh run")
-    parser.add_argument("committed", help="the committed results.json, e.g. docs/results/default/results.json")
+    parser.add_argument(
+        "committed",
+        nargs="+",
+        help="the committed results.json, e.g. docs/results/default/results.json, then optionally the same run "
+        "recorded on other CPUs: the new run is compared with the one made on its CPU (else with the first)",
+    )
     parser.add_argument(
         "--rtol",
         type=float,
@@ -160,22 +176,36 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"compare: error: --rtol must be a finite number >= 0, got {arguments.rtol}", file=sys.stderr)
         return 2
     try:
-        new, committed = _load(arguments.new), _load(arguments.committed)
+        new = _load(arguments.new)
+        candidates = [(path, _load(path)) for path in arguments.committed]
     except ValueError as error:
         print(f"compare: error: {error}", file=sys.stderr)
         return 2
+    first_path, first = candidates[0]
+    for path, document in candidates[1:]:
+        if document.get("config") != first.get("config"):
+            print(f"compare: error: {path} is not the experiment of {first_path} (their config differs)",
+                  file=sys.stderr)
+            return 2
+    cpu = _cpu(new)
+    committed_path, committed = next(((path, doc) for path, doc in candidates if _cpu(doc) == cpu), candidates[0])
+    if len(candidates) > 1:
+        recorded = ", ".join(f"{_cpu(doc)!r} ({path})" for path, doc in candidates)
+        matched = "the one made on the same CPU" if _cpu(committed) == cpu else "none was made on this CPU: the first"
+        print(f"compare: the new run ran on {cpu!r}; committed runs: {recorded}; comparing with {matched}")
     found = differences(new, committed, rtol=arguments.rtol)
     if not found:
-        print(f"compare: {arguments.new} reproduces {arguments.committed} (provenance and timings ignored)")
+        print(f"compare: {arguments.new} reproduces {committed_path} (provenance and timings ignored)")
         return 0
-    print(f"compare: {arguments.new} differs from {arguments.committed} in {len(found)} value(s):")
+    print(f"compare: {arguments.new} differs from {committed_path} in {len(found)} value(s):")
     for line in found[:_MAX_SHOWN]:
         print(f"  {line}")
     if len(found) > _MAX_SHOWN:
         print(f"  ... and {len(found) - _MAX_SHOWN} more")
     print(
         "If the change is intended, regenerate the published run (spikemax-bench --out docs/results/default "
-        "--overwrite, then python -m spikemax_bench.publish) and commit it."
+        "--overwrite, then python -m spikemax_bench.publish) and commit it; a run recorded on another CPU is "
+        "re-recorded on that CPU (or removed)."
     )
     return 1
 

@@ -144,3 +144,41 @@ def test_runs_as_a_module_with_exit_1(two_runs, tmp_path):
     )  # fmt: skip
     assert completed.returncode == 1, completed.stderr
     assert "snntorch / spikemax_g / seed 0: test.correct" in completed.stdout
+
+
+def _on_cpu(document: dict, cpu: str, path: Path) -> Path:
+    document = copy.deepcopy(document)
+    document["provenance"]["cpu"] = cpu
+    path.write_text(json.dumps(document))
+    return path
+
+
+def test_the_committed_run_of_the_new_runs_cpu_is_the_reference(two_runs, tmp_path, capsys):
+    """Float rounding differs by CPU model: with one committed run per CPU, the new run is held to its own."""
+    run = load(two_runs[0])
+    other = copy.deepcopy(run)
+    other["records"][0]["seeds"][0]["test"]["correct"] += 3  # what the other CPU's rounding trained
+    new = _on_cpu(run, "CPU B", tmp_path / "new.json")
+    on_a = _on_cpu(other, "CPU A", tmp_path / "a.json")
+    on_b = _on_cpu(run, "CPU B", tmp_path / "b.json")
+    assert main([str(new), str(on_a), str(on_b)]) == 0
+    out = capsys.readouterr().out
+    assert "comparing with the one made on the same CPU" in out and f"reproduces {on_b}" in out
+    # Held to the run of its CPU even where the first one would have matched: CPU A's run differs by 3.
+    new_on_a = _on_cpu(run, "CPU A", tmp_path / "new_a.json")
+    assert main([str(new_on_a), str(on_a), str(on_b)]) == 1
+    out = capsys.readouterr().out
+    assert f"differs from {on_a} in 1 value(s)" in out and "seed 0: test.correct" in out
+    # A CPU with no committed run: compared with the first, and said so.
+    new_on_c = _on_cpu(run, "CPU C", tmp_path / "new_c.json")
+    assert main([str(new_on_c), str(on_a), str(on_b)]) == 1
+    assert "none was made on this CPU: the first" in capsys.readouterr().out
+
+
+def test_committed_runs_of_another_experiment_are_refused(two_runs, tmp_path, capsys):
+    run = load(two_runs[0])
+    other = copy.deepcopy(run)
+    other["config"]["epochs"] += 1
+    on_b = _on_cpu(other, "CPU B", tmp_path / "b.json")
+    assert main([str(two_runs[1]), str(two_runs[0]), str(on_b)]) == 2
+    assert f"{on_b} is not the experiment of {two_runs[0]} (their config differs)" in capsys.readouterr().err
