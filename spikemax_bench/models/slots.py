@@ -20,6 +20,7 @@ class NetworkSlots:
         self.network = network
         # Found once: walking the modules at every refill costs more than the row update itself.
         self._neurons = self._snntorch_neurons() if network.framework == "snntorch" else []
+        self._norse_initial: list[Tensor] | None = None  # each Norse layer's initial v, made at the first reset
 
     def step(self, frame: Tensor) -> Tensor:
         """One step of the live rows: frames ``(S, *input_shape)`` -> output spikes ``(S, C)``."""
@@ -31,10 +32,12 @@ class NetworkSlots:
             for neuron in self._neurons:
                 neuron.mem[rows] = 0.0  # snntorch.utils.reset makes zeros
         else:
-            for state, cell in zip(self.network._states, self.network.neurons, strict=True):
-                initial = cell.state_fallback(state.v)  # Norse's own initial state (v = v_leak)
+            if self._norse_initial is None:  # Norse's own initial state (v = v_leak), the same for every row
+                self._norse_initial = [cell.state_fallback(state.v).v.detach()
+                                       for state, cell in zip(self.network._states, self.network.neurons, strict=True)]
+            for state, initial in zip(self.network._states, self._norse_initial, strict=True):
                 # In place: the engine steps under no_grad, and each step makes a new state tensor anyway.
-                state.v.index_put_((rows,), initial.v.detach())
+                state.v.index_put_((rows,), initial)
 
     def keep_rows(self, rows: Tensor) -> None:
         """Only ``rows`` stay, in this order."""

@@ -76,8 +76,8 @@ class SampleQueue:
             self.targets.append(batch_target)
         self._batch_index += 1
         if self._one_tensor:
-            self._whole = steps
-        if steps.shape[1]:
+            self._whole = steps  # taken by position (take, take_count), not through the chunks
+        elif steps.shape[1]:
             self._waiting.append(steps)
             self._waiting_count += steps.shape[1]
         return True
@@ -110,6 +110,10 @@ class SampleQueue:
 
     def take(self, count: int) -> Tensor | None:
         """Up to ``count`` waiting samples as ``[T, k, ...]``; None if none wait."""
+        if self._one_tensor:
+            start = self.pulled
+            taken = self.take_count(count)
+            return self._whole[:, start:start + taken] if taken else None
         while self._waiting_count < count and self._pull():
             pass
         if not self._waiting_count:
@@ -127,6 +131,19 @@ class SampleQueue:
         self._waiting_count -= taken
         self.pulled += taken
         return torch.cat(chunks, 1) if len(chunks) > 1 else chunks[0]
+
+    def take_count(self, count: int) -> int:
+        """Of one input tensor: take up to ``count`` waiting samples without slicing them out (the rows read them
+        from the tensor itself, :class:`WholeInputs`); returns how many were taken, numbered from ``pulled``."""
+        if not self._one_tensor:
+            raise RuntimeError("take_count is for one input tensor; an iterable's samples are taken with take")
+        if self._source is not None:
+            self._pull()  # the tensor itself, checked
+            self._source = None
+        assert self._whole is not None
+        taken = min(count, self._whole.shape[1] - self.pulled)
+        self.pulled += taken
+        return taken
 
 
 class WholeInputs:

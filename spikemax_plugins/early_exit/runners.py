@@ -294,24 +294,24 @@ def stream(
 
 
 class _Engine:
-    """The rows in flight: each row's sample number, step, running counts and input position; the decisions made.
+    """The rows in flight: where each row's sample lies in the store, its running counts; the decisions made.
 
-    Per call it spends one gather of the inputs, the network's step, one in-place count update, the decision
-    (:func:`decide_rows`) and one host synchronisation (which rows exited); the value check of the outputs is
-    one reduction per call, read back once at the end (:meth:`check_outputs`).
+    A row's input at call ``c`` is store row ``offset + c * stride`` (``offset`` = its sample's column minus the
+    call at which the sample took the row, times the stride), so one addition per call finds every row's input,
+    a new sample costs one write, and the row's step is ``index // stride`` (a column is ``< stride``).
+    Per call the engine spends that addition, one gather of the inputs, the network's step, one in-place count
+    update, the decision (:func:`decide_rows`) and one host synchronisation (which rows exited); the value check
+    of the outputs is one reduction per call, read back once at the end (:meth:`check_outputs`).
     """
 
     def __init__(self, network: SlotNetwork, rule: ExitRule, inputs: WholeInputs | BufferedInputs, rows: int) -> None:
         self.network, self.rule, self.inputs = network, rule, inputs
-        device = inputs.device
-        self.row_sample = torch.arange(rows, device=device)
-        # Where each row's input of its next step lies in the store (step * stride + column): advanced by the
-        # stride after every call, so the gather costs one addition, not a multiply-add of steps and columns.
-        self.row_index = torch.arange(rows, device=device)
-        # The store's column of each row: only a buffer needs it (it writes a new sample there); for one input
-        # tensor a row's column is its sample's number.
-        self.row_column = None if isinstance(inputs, WholeInputs) else torch.arange(rows, device=device)
-        self.row_step = torch.zeros(rows, dtype=torch.int64, device=device)
+        self.stride = inputs.stride
+        self.row_offset = torch.arange(rows, device=inputs.device)  # call 0, step 0: index = column = row
+        self.row_index = self.row_offset  # the store rows read at the last call
+        # One input tensor: a sample's column is its number (index % stride). A buffer reuses its columns for new
+        # samples, so each row's sample number is kept.
+        self.row_sample = None if isinstance(inputs, WholeInputs) else torch.arange(rows, device=inputs.device)
         self.row_counts: Tensor | None = None  # [S, C], on the outputs' device once the first step ran
         self.check_values: bool | None = None  # decided on the first output
         self.calls = self.sample_steps = 0
@@ -321,11 +321,12 @@ class _Engine:
         self._thresholds: Tensor | float = 0.0
         self._is_checkpoint: Tensor | None = None
         self._extremes: list[Any] = []  # per call, the output's (min, max), read back at the end
-        self._exits: list[tuple[Tensor, Tensor, Tensor, Tensor]] = []  # (samples, steps, predictions, sets)
+        # Per call with exits: the exited rows' (store index, sample number or None, prediction, prediction set).
+        self._exits: list[tuple[Tensor, Tensor | None, Tensor, Tensor]] = []
 
     @property
     def live_rows(self) -> int:
-        return self.row_step.shape[0]
+        return self.row_offset.shape[0]
 
     def _first_output(self, output: Tensor) -> None:
         """The decision tables, on the device of the first output (every later one must stay there)."""
@@ -338,13 +339,14 @@ class _Engine:
             self._thresholds = float(thresholds[0])  # one threshold at every step ("accuracy" rules): no lookup
         else:
             self._thresholds = thresholds
-        self.row_step, self.row_sample = self.row_step.to(device), self.row_sample.to(device)
         self.check_values = check.values_checkable(output)
 
     def step(self) -> Tensor:
         """One network call for every live row; returns the rows whose samples exit now, int64 ``(k)``."""
         rows = self.live_rows
-        output = self.network.step(self.inputs.gather(self.row_index, rows))
+        index = self.row_offset + self.calls * self.stride  # [S]: each row's input at its own step
+        self.row_index = index
+        output = self.network.step(self.inputs.gather(index, rows))
         what = f"network.step's output at call {self.calls}"
         device = self.row_counts.device if self.row_counts is not None else getattr(output, "device", None)
         check_step_spikes(output, rows, self.rule, device, what)
@@ -356,43 +358,53 @@ class _Engine:
         self.calls += 1
         self.sample_steps += rows
         self.row_counts.add_(step_counts(output, self.rule.num_classes, self.row_counts.dtype))
-        last_step = self.rule.num_steps - 1
         thresholds = self._thresholds
+        near_last_step = self.calls - 1 - min(self.row_start) >= self.rule.num_steps - 1
+        row_step = None
+        if near_last_step or not isinstance(thresholds, float):
+            row_step = (index // self.stride).to(self.row_counts.device)
         exits, prediction, admitted = decide_rows(
             self.rule,
             self.row_counts,
-            thresholds if isinstance(thresholds, float) else thresholds[self.row_step].unsqueeze(-1),
-            None if self._is_checkpoint is None else self._is_checkpoint[self.row_step],
-            self.row_step == last_step if self.calls - 1 - min(self.row_start) >= last_step else None,
+            thresholds if isinstance(thresholds, float) else thresholds[row_step].unsqueeze(-1),
+            None if self._is_checkpoint is None else self._is_checkpoint[row_step],
+            row_step == self.rule.num_steps - 1 if near_last_step else None,
         )
         exited = exits.nonzero().squeeze(-1)
         if exited.numel():
-            self._exits.append(
-                (self.row_sample[exited], self.row_step[exited], prediction[exited], admitted[exited])
-            )
-        self.row_step.add_(1)
-        self.row_index.add_(self.inputs.stride)
+            store_exited = exited.to(index.device)
+            self._exits.append((  # index_select: the cheapest gather of rows
+                index.index_select(0, store_exited),
+                None if self.row_sample is None else self.row_sample.index_select(0, store_exited),
+                prediction.index_select(0, exited),
+                admitted.index_select(0, exited),
+            ))
         return exited
 
     def refill(self, exited: Tensor, queue: SampleQueue) -> None:
         """New samples into the exited rows while any wait; the rest of the exited rows are dropped."""
-        new_inputs = queue.take(exited.numel())
-        taken = 0 if new_inputs is None else new_inputs.shape[1]
+        if self.row_sample is None:  # one input tensor: the rows read the new samples from it, none is copied
+            new_inputs, taken = None, queue.take_count(exited.numel())
+        else:
+            new_inputs = queue.take(exited.numel())
+            taken = 0 if new_inputs is None else new_inputs.shape[1]
         if taken:
-            assert new_inputs is not None and self.row_counts is not None
+            assert self.row_counts is not None
             rows = exited[:taken]
             for row in rows.tolist():
                 self.row_start[row] = self.calls
             self.network.reset_rows(rows)
-            numbers = torch.arange(queue.pulled - taken, queue.pulled, device=self.inputs.device)
             store_rows = rows.to(self.inputs.device)
-            if self.row_column is None:  # one input tensor: a sample's column is its number
-                columns = numbers
+            shift = self.calls * self.stride  # the new samples' step 0 is the next call
+            if new_inputs is None:  # a sample's column is its number
+                offsets = torch.arange(queue.pulled - taken - shift, queue.pulled - shift, device=self.inputs.device)
             else:
-                columns = self.inputs.put(self.row_column[store_rows], new_inputs)
-            self.row_index.index_copy_(0, store_rows, columns)  # step 0 of the new samples
-            self.row_sample.index_copy_(0, rows, numbers.to(rows.device))
-            self.row_step.index_fill_(0, rows, 0)
+                assert self.row_sample is not None
+                columns = self.inputs.put(self.row_index.index_select(0, store_rows) % self.stride, new_inputs)
+                offsets = columns - shift
+                numbers = torch.arange(queue.pulled - taken, queue.pulled, device=self.inputs.device)
+                self.row_sample.index_copy_(0, store_rows, numbers)
+            self.row_offset.index_copy_(0, store_rows, offsets)
             self.row_counts.index_fill_(0, rows, 0)
         if taken < exited.numel():
             assert self.row_counts is not None
@@ -402,11 +414,11 @@ class _Engine:
             self.row_start = [self.row_start[row] for row in kept.tolist()]
             self.network.keep_rows(kept)
             store_kept = kept.to(self.inputs.device)
-            self.row_sample, self.row_step = self.row_sample[kept], self.row_step[kept]
-            self.row_index = self.row_index[store_kept]
-            if self.row_column is not None:
-                self.row_column = self.row_column[store_kept]
-            self.row_counts = self.row_counts[kept]
+            self.row_offset = self.row_offset.index_select(0, store_kept)
+            self.row_index = self.row_index.index_select(0, store_kept)
+            if self.row_sample is not None:
+                self.row_sample = self.row_sample.index_select(0, store_kept)
+            self.row_counts = self.row_counts.index_select(0, kept)
 
     def check_outputs(self) -> None:
         """The value check of every output (finite, ``>= 0``), read back in one synchronisation; names the first
@@ -423,6 +435,10 @@ class _Engine:
 
     def decisions(self) -> tuple[Tensor, Tensor, Tensor]:
         """``(exit_step, prediction, prediction_set)`` of every sample, in input order."""
-        samples, steps, predictions, sets = (torch.cat(parts) for parts in zip(*self._exits, strict=True))
-        order = samples.argsort()
-        return steps[order], predictions[order], sets[order]
+        indices, samples, predictions, sets = zip(*self._exits, strict=True)
+        index = torch.cat(indices)
+        steps = index // self.stride
+        numbers = index % self.stride if self.row_sample is None else torch.cat(samples)  # type: ignore[arg-type]
+        prediction = torch.cat(predictions)
+        order = numbers.to(prediction.device).argsort()
+        return steps.to(prediction.device)[order], prediction[order], torch.cat(sets)[order]
