@@ -354,7 +354,7 @@ class _Engine:
             self._first_output(output)
         assert self.row_counts is not None
         if self.check_values:
-            self._extremes.append(torch.aminmax(output.detach()))
+            self._extremes.append(torch.aminmax(output))  # under no_grad: no graph to detach from
         self.calls += 1
         self.sample_steps += rows
         self.row_counts.add_(step_counts(output, self.rule.num_classes, self.row_counts.dtype))
