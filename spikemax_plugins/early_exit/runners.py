@@ -308,7 +308,7 @@ class _Engine:
         self.network, self.rule, self.inputs = network, rule, inputs
         self.stride = inputs.stride
         self.row_offset = torch.arange(rows, device=inputs.device)  # call 0, step 0: index = column = row
-        self.row_index = self.row_offset  # the store rows read at the last call
+        self.row_index = self.row_offset.clone()  # the store rows read at the last call (refill reads columns)
         # One input tensor: a sample's column is its number (index % stride). A buffer reuses its columns for new
         # samples, so each row's sample number is kept.
         self.row_sample = None if isinstance(inputs, WholeInputs) else torch.arange(rows, device=inputs.device)
