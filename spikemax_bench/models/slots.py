@@ -30,14 +30,17 @@ class NetworkSlots:
         """New samples start in ``rows``: the state a reset network starts from (zero membrane potential here)."""
         if self.network.framework == "snntorch":
             for neuron in self._neurons:
-                neuron.mem[rows] = 0.0  # snntorch.utils.reset makes zeros
+                neuron.mem.index_fill_(0, rows, 0.0)  # snntorch.utils.reset makes zeros
         else:
             if self._norse_initial is None:  # Norse's own initial state (v = v_leak), the same for every row
                 self._norse_initial = [cell.state_fallback(state.v).v.detach()
                                        for state, cell in zip(self.network._states, self.network.neurons, strict=True)]
             for state, initial in zip(self.network._states, self._norse_initial, strict=True):
                 # In place: the engine steps under no_grad, and each step makes a new state tensor anyway.
-                state.v.index_put_((rows,), initial)
+                if initial.dim() == 0:
+                    state.v.index_fill_(0, rows, initial)
+                else:
+                    state.v.index_put_((rows,), initial)
 
     def keep_rows(self, rows: Tensor) -> None:
         """Only ``rows`` stay, in this order."""

@@ -390,7 +390,7 @@ class _Engine:
             taken = 0 if new_inputs is None else new_inputs.shape[1]
         if taken:
             assert self.row_counts is not None
-            rows = exited[:taken]
+            rows = exited if taken == exited.numel() else exited[:taken]
             for row in rows.tolist():
                 self.row_start[row] = self.calls
             self.network.reset_rows(rows)
