@@ -37,10 +37,7 @@ class NetworkSlots:
                                        for state, cell in zip(self.network._states, self.network.neurons, strict=True)]
             for state, initial in zip(self.network._states, self._norse_initial, strict=True):
                 # In place: the engine steps under no_grad, and each step makes a new state tensor anyway.
-                if initial.dim() == 0:
-                    state.v.index_fill_(0, rows, initial)
-                else:
-                    state.v.index_put_((rows,), initial)
+                state.v.index_fill_(0, rows, initial)  # LIFBox's v_leak: a 0-dim tensor
 
     def keep_rows(self, rows: Tensor) -> None:
         """Only ``rows`` stay, in this order."""

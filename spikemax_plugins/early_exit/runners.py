@@ -308,7 +308,6 @@ class _Engine:
         self.network, self.rule, self.inputs = network, rule, inputs
         self.stride = inputs.stride
         self.row_offset = torch.arange(rows, device=inputs.device)  # call 0, step 0: index = column = row
-        self.row_index = self.row_offset.clone()  # the store rows read at the last call (refill reads columns)
         # One input tensor: a sample's column is its number (index % stride). A buffer reuses its columns for new
         # samples, so each row's sample number is kept.
         self.row_sample = None if isinstance(inputs, WholeInputs) else torch.arange(rows, device=inputs.device)
@@ -345,7 +344,6 @@ class _Engine:
         """One network call for every live row; returns the rows whose samples exit now, int64 ``(k)``."""
         rows = self.live_rows
         index = self.row_offset + self.calls * self.stride  # [S]: each row's input at its own step
-        self.row_index = index
         output = self.network.step(self.inputs.gather(index, rows))
         what = f"network.step's output at call {self.calls}"
         device = self.row_counts.device if self.row_counts is not None else getattr(output, "device", None)
@@ -400,7 +398,8 @@ class _Engine:
                 offsets = torch.arange(queue.pulled - taken - shift, queue.pulled - shift, device=self.inputs.device)
             else:
                 assert self.row_sample is not None
-                columns = self.inputs.put(self.row_index.index_select(0, store_rows) % self.stride, new_inputs)
+                # offset = column - start * stride, so offset % stride is the row's column (a remainder >= 0)
+                columns = self.inputs.put(self.row_offset.index_select(0, store_rows) % self.stride, new_inputs)
                 offsets = columns - shift
                 numbers = torch.arange(queue.pulled - taken, queue.pulled, device=self.inputs.device)
                 self.row_sample.index_copy_(0, store_rows, numbers)
@@ -415,7 +414,6 @@ class _Engine:
             self.network.keep_rows(kept)
             store_kept = kept.to(self.inputs.device)
             self.row_offset = self.row_offset.index_select(0, store_kept)
-            self.row_index = self.row_index.index_select(0, store_kept)
             if self.row_sample is not None:
                 self.row_sample = self.row_sample.index_select(0, store_kept)
             self.row_counts = self.row_counts.index_select(0, kept)
